@@ -1,0 +1,560 @@
+"""MoNORegressor: a routed mixture of neural operators."""
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
+from sklearn.metrics import r2_score
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from tqdm.auto import tqdm
+
+from ._functions import resample, restore_targets, validate_functions, validate_targets
+from ._partition import KDPartition
+from .encoders import FourierEncoder, PCAEncoder, _FunctionEncoder
+from .experts import FNO, MLP, RelativeL2Loss, Standardized, count_parameters
+from .experts._net import make_net
+
+_EXPERTS = {"fno": FNO, "mlp": MLP}
+
+
+def _resolve_device(device):
+    head, _, index = device.partition(":")
+    if device not in ("auto", "cpu", "cuda") and not (head == "cuda" and index.isdigit()):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
+        )
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                f"machine; use device='auto' or device='cpu'."
+            )
+        if int(index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are visible."
+            )
+    return device
+
+
+def _channel_stats(A):
+    """Per-channel mean and standard deviation, shaped to broadcast over ``A``."""
+    axes = (0,) + tuple(range(2, A.ndim))
+    shift = A.mean(axis=axes, keepdims=True)
+    scale = A.std(axis=axes, keepdims=True)
+    scale[scale < 1e-12 * np.maximum(1.0, np.abs(shift))] = 1.0
+    return (
+        torch.as_tensor(shift, dtype=torch.float32),
+        torch.as_tensor(scale, dtype=torch.float32),
+    )
+
+
+class MoNORegressor(RegressorMixin, BaseEstimator):
+    """Mixture of neural operators: route each input function to one expert.
+
+    Each input function is encoded to a short vector (its low Fourier modes,
+    or principal components); a balanced k-d-tree-like partition of those
+    vectors sends it to exactly one leaf; and the leaf's expert, a small
+    neural operator trained only on the samples of its cell, predicts the
+    output function. Only that expert is evaluated for a query, which is what
+    Kratsios et al. (2024) call the *active* model: see ``n_params_active_``,
+    ``n_params_total_`` and ``depth_``.
+
+    Read ``docs/data_layout.rst`` for how arrays map to grids and channels;
+    in short, ``X`` is ``(n_samples, n_features)`` (a 1-D function, or one
+    folded by ``grid_shape``) or ``(n_samples, [n_channels,] *grid)``, and
+    ``y`` lives on the same grid with its own channels, or is one or several
+    scalars per sample.
+
+    Parameters
+    ----------
+    n_leaves : int, default=4
+        Number of cells of the partition, hence of experts.
+    min_samples_leaf : int, default=10
+        Fewest training samples a cell may hold. Fitting needs at least
+        ``n_leaves * min_samples_leaf`` samples.
+    encoder : {"fourier", "pca"} or transformer, default="fourier"
+        How inputs are encoded for routing: a :class:`~sklearn_mono.encoders.FourierEncoder`
+        with 4 modes per axis, a :class:`~sklearn_mono.encoders.PCAEncoder`
+        with 8 components, or any scikit-learn transformer (cloned at fit).
+        Encoders of this package receive the functions on their own grid;
+        other transformers receive rows flattened on the fit grid.
+    split : {"pca", "widest"}, default="pca"
+        Direction along which a cell is halved at its median: the cell's
+        principal direction, or its coordinate of largest spread.
+    expert : {"fno", "mlp"} or torch.nn.Module subclass, default="fno"
+        The operator at each leaf. A class of your own is constructed as
+        ``expert(in_channels, out_channels, grid_shape, pooled=..., **expert_kwargs)``
+        and maps ``(n, in_channels, *grid)`` to ``(n, out_channels, *grid)``,
+        or to ``(n, out_channels)`` when ``pooled`` is true (scalar targets).
+        It may evaluate on other grids if it sets ``resolution_invariant = True``.
+    width : int, default=32
+        Hidden channels of the built-in experts.
+    n_modes : int, default=16
+        Fourier modes per axis of the FNO expert, capped by the fit grid.
+    n_layers : int, default=4
+        Layers of the built-in experts.
+    expert_kwargs : dict, default=None
+        Further keyword arguments for the expert class, e.g.
+        ``{"padding": 0.0}`` for the FNO.
+    max_epochs : int, default=50
+        Training epochs of each leaf's expert on the samples of its cell.
+    root_epochs : int, default=50
+        Epochs of a shared expert trained on all samples before the leaves:
+        every leaf's expert starts from its weights (a hierarchical warm
+        start), so that small cells do not starve. 0 starts every leaf from
+        a fresh initialisation. Unused when there is a single leaf.
+    overlap : float, default=0.2
+        At training time only, the fraction of each node's samples nearest
+        to its split that both children train on, so that experts also see
+        the borders of their cells. Routing at predict is unaffected.
+    lr : float, default=3e-3
+        Initial learning rate of Adam; it decays to zero on a cosine schedule.
+    batch_size : int, default=32
+        Mini-batch size in training and in prediction.
+    loss : {"auto", "relative_l2", "mse"}, default="auto"
+        Training loss. "auto" uses the relative L2 loss for function targets
+        and the mean squared error for scalar targets.
+    grid_shape : tuple of int, default=None
+        Grid onto which each row of 2-D ``X`` (and of 2-D ``y``) is folded,
+        C order, channels first; lets the estimator follow tabular steps in a
+        Pipeline. When None, 2-D ``X`` is a 1-D function.
+    grid_ndim : int, default=None
+        Number of grid axes of N-D ``X``. When None, every axis after the
+        first is a grid axis (a single channel); set it to mark the axis after
+        the samples as channels, e.g. ``grid_ndim=1`` for ``X`` of shape
+        ``(n_samples, n_channels, n_points)``.
+    device : str, default="auto"
+        Torch device for training and prediction: "auto" (CUDA when
+        available), "cpu", "cuda" or "cuda:N". Predictions are numpy arrays.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the encoder and the initialisation and shuffling of each
+        expert; an int makes CPU fits reproducible.
+    verbose : int, default=0
+        Above zero, show a progress bar over leaves and epochs during fit.
+
+    Attributes
+    ----------
+    encoder_ : transformer
+        The fitted encoder.
+    tree_ : KDPartition
+        The fitted partition (directions, thresholds, children, leaf samples).
+    experts_ : list of skorch.NeuralNetRegressor
+        One trained net per leaf; its module reads and writes raw arrays.
+    n_leaves_ : int
+        Number of leaves fitted; smaller than ``n_leaves`` only when cells of
+        identical encodings cannot be split.
+    depth_ : int
+        Depth of the tree: comparisons needed to route one query.
+    n_params_active_ : int
+        Parameters of the largest expert: what one query loads and evaluates.
+    n_params_routing_ : int
+        Numbers stored by the encoder and the tree to route a query.
+    n_params_total_ : int
+        Parameters of all experts plus ``n_params_routing_``.
+    leaf_sizes_ : ndarray of shape (n_leaves_,)
+        Training samples per leaf.
+    device_ : str
+        Device the experts were trained on.
+    grid_ : tuple of int
+        Grid of ``X`` at fit.
+    n_channels_in_ : int
+        Input channels.
+    n_features_in_ : int
+        Values per sample of ``X`` at fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen at fit, when ``X`` had string column names.
+
+    See Also
+    --------
+    sklearn_mono.encoders.FourierEncoder : The default routing encoder.
+    sklearn_mono.experts.FNO : The default expert.
+    sklearn_mono.metrics.relative_l2_error : The field's headline metric.
+
+    Notes
+    -----
+    Kratsios, Furuya, Lara Benitez, Lassas and de Hoop, "Mixtures of Neural
+    Operators Reduce Active Complexity in Operator Learning", arXiv 2404.09101.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mono import MoNORegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 32)).cumsum(axis=1) / 8
+    >>> y = np.cumsum(X, axis=1) / 32           # an antiderivative
+    >>> model = MoNORegressor(n_leaves=2, width=8, max_epochs=5, random_state=0)
+    >>> model.fit(X, y).predict(X[:3]).shape
+    (3, 32)
+    >>> model.apply(X[:3]).shape
+    (3,)
+    >>> model.n_params_active_ < model.n_params_total_
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_leaves": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "encoder": [StrOptions({"fourier", "pca"}), HasMethods(["fit", "transform"])],
+        "split": [StrOptions({"pca", "widest"})],
+        "expert": [StrOptions(set(_EXPERTS)), type],
+        "width": [Interval(Integral, 1, None, closed="left")],
+        "n_modes": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 0, None, closed="left")],
+        "expert_kwargs": [dict, None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "root_epochs": [Interval(Integral, 0, None, closed="left")],
+        "overlap": [Interval(Real, 0, 1, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "loss": [StrOptions({"auto", "relative_l2", "mse"})],
+        "grid_shape": ["array-like", None],
+        "grid_ndim": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_leaves=4,
+        *,
+        min_samples_leaf=10,
+        encoder="fourier",
+        split="pca",
+        expert="fno",
+        width=32,
+        n_modes=16,
+        n_layers=4,
+        expert_kwargs=None,
+        max_epochs=50,
+        root_epochs=50,
+        overlap=0.2,
+        lr=3e-3,
+        batch_size=32,
+        loss="auto",
+        grid_shape=None,
+        grid_ndim=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_leaves = n_leaves
+        self.min_samples_leaf = min_samples_leaf
+        self.encoder = encoder
+        self.split = split
+        self.expert = expert
+        self.width = width
+        self.n_modes = n_modes
+        self.n_layers = n_layers
+        self.expert_kwargs = expert_kwargs
+        self.max_epochs = max_epochs
+        self.root_epochs = root_epochs
+        self.overlap = overlap
+        self.lr = lr
+        self.batch_size = batch_size
+        self.loss = loss
+        self.grid_shape = grid_shape
+        self.grid_ndim = grid_ndim
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the encoder, the partition and one expert per leaf.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+            Input functions.
+        y : array-like of shape (n_samples,), (n_samples, n_outputs), (n_samples, *grid) or (n_samples, n_channels, *grid)
+            Output functions on the grid of ``X``, or scalars per sample.
+
+        Returns
+        -------
+        self : MoNORegressor
+            The fitted estimator.
+        """
+        before = self.__dict__.copy()
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            # A failed fit leaves a previously fitted model as it was.
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X, y):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        F, layout = validate_functions(
+            self, X, reset=True, grid_shape=self.grid_shape, grid_ndim=self.grid_ndim
+        )
+        Y, y_layout = validate_targets(y, layout, self.grid_shape)
+        check_consistent_length(F, Y)
+        n = len(F)
+        needed = self.n_leaves * self.min_samples_leaf
+        if n < needed:
+            raise ValueError(
+                f"n_samples={n} is too few for n_leaves={self.n_leaves} with "
+                f"min_samples_leaf={self.min_samples_leaf}: at least {needed} samples "
+                f"are needed. Pass more samples or lower n_leaves or min_samples_leaf."
+            )
+        expert_cls = self._expert_class()
+        device = _resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+
+        encoder = self._make_encoder(rng, len(layout.grid))
+        Z = encoder.fit_transform(self._encoder_input(encoder, F))
+        tree = KDPartition(self.n_leaves, self.min_samples_leaf, self.split).fit(Z)
+        if tree.n_leaves_fitted < self.n_leaves:
+            warnings.warn(
+                f"Only {tree.n_leaves_fitted} of n_leaves={self.n_leaves} leaves could "
+                f"be formed: the remaining cells hold identical encodings or too few "
+                f"samples to split.",
+                UserWarning,
+            )
+        pooled = y_layout.kind != "function"
+        loss = self.loss
+        if loss == "auto":
+            loss = "mse" if pooled else "relative_l2"
+        criterion = RelativeL2Loss if loss == "relative_l2" else torch.nn.MSELoss
+        stats = _channel_stats(F) + _channel_stats(Y)
+        kwargs = self._expert_kwargs(expert_cls)
+        Xt = torch.tensor(F, dtype=torch.float32)
+        Yt = torch.tensor(Y, dtype=torch.float32)
+        root_seed, *seeds = rng.randint(np.iinfo(np.int32).max, size=tree.n_leaves_fitted + 1)
+
+        def train(operator, idx, epochs, seed, bar):
+            with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+                torch.manual_seed(int(seed))
+                net = make_net(
+                    Standardized(operator, *stats),
+                    criterion=criterion,
+                    lr=self.lr,
+                    max_epochs=epochs,
+                    batch_size=min(self.batch_size, len(idx)),
+                    device=device,
+                    bar=bar,
+                )
+                net.fit(Xt[idx], Yt[idx])
+            net.set_params(batch_size=self.batch_size)
+            return net
+
+        def new_operator(seed):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                return expert_cls(F.shape[1], Y.shape[1], layout.grid, pooled=pooled, **kwargs)
+
+        n_leaves = tree.n_leaves_fitted
+        root_epochs = self.root_epochs if n_leaves > 1 else 0
+        experts = []
+        with tqdm(
+            total=root_epochs + n_leaves * self.max_epochs,
+            disable=not self.verbose,
+            unit="epoch",
+            desc="MoNO fit",
+        ) as bar:
+            root = None
+            if root_epochs:
+                bar.set_description("MoNO root")
+                root = new_operator(root_seed)
+                root = train(root, np.arange(n), root_epochs, root_seed, bar).module_.operator
+            cells = tree.training_samples(Z, self.overlap if n_leaves > 1 else 0.0)
+            for leaf, (idx, seed) in enumerate(zip(cells, seeds)):
+                bar.set_description(f"MoNO leaf {leaf + 1}/{n_leaves}")
+                operator = copy.deepcopy(root) if root is not None else new_operator(seed)
+                experts.append(train(operator, idx, self.max_epochs, seed, bar))
+
+        sizes = [count_parameters(net.module_.operator) for net in experts]
+        self.encoder_ = encoder
+        self.tree_ = tree
+        self.experts_ = experts
+        self.n_leaves_ = tree.n_leaves_fitted
+        self.depth_ = tree.depth
+        self.leaf_sizes_ = np.array([len(idx) for idx in tree.leaf_samples])
+        self.n_params_active_ = int(max(sizes))
+        self.n_params_routing_ = int(tree.n_params + _count_encoder_params(encoder))
+        self.n_params_total_ = int(sum(sizes) + self.n_params_routing_)
+        self.device_ = device
+        self.grid_ = layout.grid
+        self.n_channels_in_ = layout.n_channels
+        self._y_layout = y_layout
+        self._resolution_invariant = bool(getattr(expert_cls, "resolution_invariant", False))
+        return self
+
+    def _expert_class(self):
+        if isinstance(self.expert, str):
+            return _EXPERTS[self.expert]
+        if not issubclass(self.expert, torch.nn.Module):
+            raise TypeError(
+                f"expert must be 'fno', 'mlp' or a subclass of torch.nn.Module, got "
+                f"{self.expert!r}."
+            )
+        return self.expert
+
+    def _expert_kwargs(self, expert_cls):
+        kwargs = {}
+        if expert_cls is FNO:
+            kwargs = dict(width=self.width, n_modes=self.n_modes, n_layers=self.n_layers)
+        elif expert_cls is MLP:
+            kwargs = dict(width=self.width, n_layers=self.n_layers)
+        kwargs.update(self.expert_kwargs or {})
+        return kwargs
+
+    def _make_encoder(self, rng, grid_ndim):
+        seed = rng.randint(np.iinfo(np.int32).max)
+        if self.encoder == "fourier":
+            return FourierEncoder(n_modes=4, grid_ndim=grid_ndim)
+        if self.encoder == "pca":
+            return PCAEncoder(n_components=8, grid_ndim=grid_ndim, random_state=seed)
+        encoder = clone(self.encoder)
+        if isinstance(encoder, _FunctionEncoder):
+            # It receives (n_samples, n_channels, *grid) arrays.
+            encoder.set_params(grid_ndim=grid_ndim, grid_shape=None)
+        return encoder
+
+    @staticmethod
+    def _encoder_input(encoder, F):
+        """Our encoders read functions on their grid; others read flat rows."""
+        if isinstance(encoder, _FunctionEncoder):
+            return F
+        return F.reshape(len(F), -1)
+
+    # -------------------------------------------------------------- predict
+
+    def _validate_query(self, X):
+        check_is_fitted(self)
+        F, layout = validate_functions(
+            self, X, reset=False, grid_shape=self.grid_shape, fitted_grid_ndim=len(self.grid_)
+        )
+        if layout.n_channels != self.n_channels_in_:
+            raise ValueError(
+                f"X has {layout.n_channels} input channel(s), but {type(self).__name__} "
+                f"was fitted with {self.n_channels_in_}."
+            )
+        if layout.grid != self.grid_ and not self._resolution_invariant:
+            raise ValueError(
+                f"X is sampled on the grid {layout.grid}, but the model was fitted on "
+                f"{self.grid_} and its expert {self._expert_class().__name__} works at "
+                f"one resolution only. Resample X to {self.grid_}, or use expert='fno'."
+            )
+        return F, layout
+
+    def _route(self, F):
+        encoder = self.encoder_
+        if not isinstance(encoder, _FunctionEncoder) and F.shape[2:] != self.grid_:
+            F = resample(F, self.grid_)
+        return self.tree_.apply(encoder.transform(self._encoder_input(encoder, F)))
+
+    def apply(self, X):
+        """Return the index of the leaf each sample is routed to.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+            Input functions.
+
+        Returns
+        -------
+        leaves : ndarray of shape (n_samples,)
+            Leaf index in ``range(n_leaves_)``; ``experts_[leaves[i]]``
+            predicts sample ``i``.
+        """
+        F, _ = self._validate_query(X)
+        return self._route(F)
+
+    def predict(self, X):
+        """Route each input to its leaf and evaluate that leaf's expert.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+            Input functions. With the FNO expert, N-D input may be sampled on
+            another grid than at fit (e.g. finer, for super-resolution); the
+            output is then on that grid.
+
+        Returns
+        -------
+        y_pred : ndarray
+            Predictions in the layout ``y`` had at fit, on the grid of ``X``;
+            float32 for float32 input, float64 otherwise.
+        """
+        F, layout = self._validate_query(X)
+        leaves = self._route(F)
+        y_layout = self._y_layout
+        if y_layout.kind == "function":
+            out_shape = (y_layout.n_channels,) + layout.grid
+        else:
+            out_shape = (y_layout.n_channels,)
+        P = np.empty((len(F),) + out_shape, dtype=np.float32)
+        Xt = torch.tensor(F, dtype=torch.float32)
+        for leaf in np.unique(leaves):
+            rows = np.flatnonzero(leaves == leaf)
+            P[rows] = self.experts_[leaf].predict(Xt[rows])
+        dtype = np.float32 if F.dtype == np.float32 else np.float64
+        return restore_targets(P, y_layout).astype(dtype, copy=False)
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R² of the predictions.
+
+        Every value of a sample's output (channels and grid points) is one
+        output, and the outputs are averaged weighted by their variance,
+        i.e. ``1 - SSE / SST`` over all values.
+
+        Parameters
+        ----------
+        X : array-like
+            Input functions.
+        y : array-like
+            True outputs, in the layout used at fit.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R² of ``self.predict(X)`` against ``y``.
+        """
+        y_pred = self.predict(X)
+        y = np.asarray(y)
+        n = len(y)
+        return r2_score(
+            y.reshape(n, -1),
+            y_pred.reshape(n, -1),
+            sample_weight=sample_weight,
+            multioutput="variance_weighted",
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+def _count_encoder_params(encoder):
+    """Stored numbers a fitted encoder needs to transform one query."""
+    if isinstance(encoder, PCAEncoder):
+        pca = encoder.pca_
+        return pca.components_.size + pca.mean_.size
+    if isinstance(encoder, FourierEncoder):
+        return 0
+    return sum(
+        np.size(value)
+        for name, value in vars(encoder).items()
+        if name.endswith("_") and not name.startswith("_") and isinstance(value, np.ndarray)
+    )

@@ -1,0 +1,160 @@
+"""Fourier neural operator and MLP experts."""
+
+from math import prod
+
+import torch
+from torch import nn
+
+from ._spectral import SpectralConv
+
+
+def _grid_coordinates(grid, like):
+    """Coordinates ``x_j = j / n`` of a uniform grid, shape (1, n_dim, *grid)."""
+    axes = [torch.arange(n, device=like.device, dtype=like.dtype) / n for n in grid]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(mesh).unsqueeze(0)
+
+
+def _pointwise(n_dim, in_channels, out_channels):
+    """A linear map applied at every grid point (a 1x1 convolution)."""
+    return (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n_dim - 1](in_channels, out_channels, 1)
+
+
+class FNO(nn.Module):
+    """Fourier neural operator on 1-D, 2-D or 3-D grids.
+
+    Lifts the input channels, together with the grid coordinates, to
+    ``width`` channels; applies ``n_layers`` Fourier layers (a spectral
+    convolution plus a pointwise linear map, then GELU); and projects back to
+    ``out_channels`` with a two-layer pointwise network. Every weight acts
+    either on a fixed set of Fourier modes or pointwise, so the operator can
+    be evaluated on grids finer than the one it was trained on.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and output functions.
+    grid_shape : tuple of int
+        Training grid; it fixes the number of axes and caps ``n_modes`` at
+        the frequencies that grid resolves.
+    width : int, default=32
+        Channels of the hidden functions.
+    n_modes : int, default=12
+        Fourier modes per axis in each spectral convolution.
+    n_layers : int, default=4
+        Number of Fourier layers.
+    padding : float, default=0.25
+        Fraction of each axis appended as zeros before the Fourier layers and
+        cropped after them, so that non-periodic outputs are not forced to be
+        periodic.
+    pooled : bool, default=False
+        Return the grid average of the output channels, shape
+        ``(n, out_channels)``: a functional instead of an operator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mono.experts import FNO
+    >>> model = FNO(1, 3, grid_shape=(32,), width=8, n_modes=4)
+    >>> model(torch.zeros(2, 1, 32)).shape
+    torch.Size([2, 3, 32])
+    >>> model(torch.zeros(2, 1, 64)).shape  # a finer grid
+    torch.Size([2, 3, 64])
+    """
+
+    resolution_invariant = True
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        grid_shape,
+        *,
+        width=32,
+        n_modes=12,
+        n_layers=4,
+        padding=0.25,
+        pooled=False,
+    ):
+        super().__init__()
+        self.n_dim = len(grid_shape)
+        self.padding = padding
+        self.pooled = pooled
+        resolvable = min((n - 1) // 2 for n in grid_shape)
+        self.n_modes = max(1, min(n_modes, resolvable))
+        self.lift = _pointwise(self.n_dim, in_channels + self.n_dim, width)
+        self.spectral = nn.ModuleList(
+            SpectralConv(width, width, self.n_dim, self.n_modes) for _ in range(n_layers)
+        )
+        self.mix = nn.ModuleList(
+            _pointwise(self.n_dim, width, width) for _ in range(n_layers)
+        )
+        self.project = nn.Sequential(
+            _pointwise(self.n_dim, width, 2 * width),
+            nn.GELU(),
+            _pointwise(self.n_dim, 2 * width, out_channels),
+        )
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        grid = x.shape[2:]
+        coords = _grid_coordinates(grid, x).expand(x.shape[0], -1, *grid)
+        h = self.lift(torch.cat([x, coords], dim=1))
+        pads = [round(self.padding * n) for n in grid]
+        if any(pads):
+            # F.pad lists the last axis first.
+            h = nn.functional.pad(h, [p for n in reversed(pads) for p in (0, n)])
+        for i, (spectral, mix) in enumerate(zip(self.spectral, self.mix)):
+            h = spectral(h) + mix(h)
+            if i < len(self.spectral) - 1:
+                h = self.act(h)
+        if any(pads):
+            h = h[(slice(None), slice(None)) + tuple(slice(0, n) for n in grid)]
+        out = self.project(h)
+        if self.pooled:
+            return out.mean(dim=tuple(range(2, out.ndim)))
+        return out
+
+
+class MLP(nn.Module):
+    """Multilayer perceptron on the flattened sampled function.
+
+    A fixed-resolution baseline: it sees the function only through its values
+    on the training grid.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and output functions.
+    grid_shape : tuple of int
+        Training grid.
+    width : int, default=32
+        Hidden units per layer.
+    n_layers : int, default=4
+        Number of hidden layers.
+    pooled : bool, default=False
+        Output ``(n, out_channels)`` instead of ``(n, out_channels, *grid)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mono.experts import MLP
+    >>> MLP(1, 2, grid_shape=(8,))(torch.zeros(3, 1, 8)).shape
+    torch.Size([3, 2, 8])
+    """
+
+    resolution_invariant = False
+
+    def __init__(self, in_channels, out_channels, grid_shape, *, width=32, n_layers=4, pooled=False):
+        super().__init__()
+        self.grid_shape = tuple(grid_shape)
+        self.out_shape = (out_channels,) if pooled else (out_channels,) + self.grid_shape
+        layers, size = [], in_channels * prod(self.grid_shape)
+        for _ in range(n_layers):
+            layers += [nn.Linear(size, width), nn.GELU()]
+            size = width
+        layers.append(nn.Linear(size, prod(self.out_shape)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x.flatten(1)).view(x.shape[0], *self.out_shape)

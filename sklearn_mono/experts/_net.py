@@ -1,0 +1,110 @@
+"""skorch wrapping of the experts: standardisation, loss, training loop."""
+
+import torch
+from skorch import NeuralNetRegressor
+from skorch.callbacks import Callback, LRScheduler
+from torch import nn
+
+
+class Standardized(nn.Module):
+    """Wrap an operator so that it reads and writes data in physical units.
+
+    The wrapped operator sees inputs shifted and scaled per channel and its
+    outputs are scaled back, so that the skorch net around it trains and
+    predicts on the user's raw arrays.
+
+    Parameters
+    ----------
+    operator : torch.nn.Module
+        Maps standardised inputs to standardised outputs.
+    x_shift, x_scale : torch.Tensor
+        Per-channel statistics of the inputs, broadcastable to them.
+    y_shift, y_scale : torch.Tensor
+        Per-channel statistics of the outputs, broadcastable to them.
+    """
+
+    def __init__(self, operator, x_shift, x_scale, y_shift, y_scale):
+        super().__init__()
+        self.operator = operator
+        self.register_buffer("x_shift", x_shift)
+        self.register_buffer("x_scale", x_scale)
+        self.register_buffer("y_shift", y_shift)
+        self.register_buffer("y_scale", y_scale)
+
+    def forward(self, x):
+        z = self.operator((x - self.x_shift) / self.x_scale)
+        return z * self.y_scale + self.y_shift
+
+
+class RelativeL2Loss(nn.Module):
+    """Mean over samples of ``||pred - target|| / ||target||``.
+
+    The norms run over every channel and grid point of a sample; on a uniform
+    grid they are proportional to the L2 norm of the sampled function, so the
+    loss is the field's relative L2 error and does not depend on resolution.
+
+    Parameters
+    ----------
+    floor : float, default=1e-8
+        Smallest denominator, so that a target equal to zero does not divide
+        by zero.
+    """
+
+    def __init__(self, floor=1e-8):
+        super().__init__()
+        self.floor = floor
+
+    def forward(self, pred, target):
+        error = (pred - target).flatten(1).norm(dim=1)
+        size = target.flatten(1).norm(dim=1).clamp_min(self.floor)
+        return (error / size).mean()
+
+
+class EpochProgress(Callback):
+    """Advance a progress bar by one step at the end of every epoch."""
+
+    def __init__(self, bar=None):
+        self.bar = bar
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{net.history[-1, 'train_loss']:.3g}", refresh=False)
+
+    def __getstate__(self):
+        # The bar holds a lock and a stream: it is never pickled.
+        state = self.__dict__.copy()
+        state["bar"] = None
+        return state
+
+
+def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None):
+    """A skorch regressor that trains ``module`` with Adam and a cosine schedule.
+
+    All training data are used (no validation split, so small leaves are
+    never refused), the data are shuffled each epoch, and skorch's printing
+    callbacks are off.
+    """
+    return NeuralNetRegressor(
+        module=module,
+        criterion=criterion,
+        optimizer=torch.optim.Adam,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=device,
+        callbacks=[
+            ("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=max_epochs)),
+            ("progress", EpochProgress(bar)),
+        ],
+        callbacks__print_log=None,
+        callbacks__valid_loss=None,
+        verbose=0,
+    )
+
+
+def count_parameters(module):
+    """Number of real numbers in the trainable parameters of ``module``."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in module.parameters())
