@@ -43,10 +43,11 @@ class FNO(nn.Module):
         Fourier modes per axis in each spectral convolution.
     n_layers : int, default=4
         Number of Fourier layers.
-    padding : float, default=0.25
+    padding : float, default=0.0
         Fraction of each axis appended as zeros before the Fourier layers and
-        cropped after them, so that non-periodic outputs are not forced to be
-        periodic.
+        cropped after them. Around 0.25 helps non-periodic problems at the
+        training resolution, at some cost in zero-shot super-resolution; the
+        default treats the grid as periodic.
     pooled : bool, default=False
         Return the grid average of the output channels, shape
         ``(n, out_channels)``: a functional instead of an operator.
@@ -73,7 +74,7 @@ class FNO(nn.Module):
         width=32,
         n_modes=12,
         n_layers=4,
-        padding=0.25,
+        padding=0.0,
         pooled=False,
     ):
         super().__init__()

@@ -88,7 +88,7 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None)
     return NeuralNetRegressor(
         module=module,
         criterion=criterion,
-        optimizer=torch.optim.Adam,
+        optimizer=torch.optim.AdamW, optimizer__weight_decay=1e-4,
         lr=lr,
         max_epochs=max_epochs,
         batch_size=batch_size,
