@@ -112,8 +112,9 @@ class FourierEncoder(_FunctionEncoder):
     >>> from sklearn_mono.encoders import FourierEncoder
     >>> x = np.arange(16) / 16
     >>> X = np.stack([np.sin(2 * np.pi * x), np.cos(2 * np.pi * x)])
-    >>> FourierEncoder(n_modes=2).fit_transform(X).round(3)
-    array([[ 0. ,  0. , -0.5,  0. ,  0. ],
+    >>> Z = FourierEncoder(n_modes=2).fit_transform(X)  # Re k=0,1,2, then Im k=1,2
+    >>> Z.round(3) + 0.0
+    array([[ 0. ,  0. ,  0. , -0.5,  0. ],
            [ 0. ,  0.5,  0. ,  0. ,  0. ]])
     """
 

@@ -1,0 +1,211 @@
+import io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_mono import MoNORegressor, PCAEncoder, relative_l2_error, relative_l2_scorer
+from sklearn_mono.datasets import make_antiderivative, make_smoothing_2d
+from sklearn_mono.experts import count_parameters
+
+from .conftest import SMALL
+
+
+def test_antiderivative_accuracy_with_defaults():
+    """The must-show: 1000 smooth inputs at 64 points, four leaves, defaults."""
+    X, y = make_antiderivative(n_samples=1200, n_points=64, random_state=0)
+    model = MoNORegressor(n_leaves=4, device="cpu", random_state=0)
+    model.fit(X[:1000], y[:1000])
+    error = relative_l2_error(y[1000:], model.predict(X[1000:]))
+    assert error < 1e-2
+    assert model.n_leaves_ == 4 and model.depth_ == 2
+    # one query evaluates one expert: a quarter of what is stored
+    assert model.n_params_active_ * 4 < model.n_params_total_ + 1
+
+
+def test_2d_operator_and_zero_shot_super_resolution():
+    X16, y16 = make_smoothing_2d(n_samples=400, resolution=16, random_state=0)
+    X32, y32 = make_smoothing_2d(n_samples=400, resolution=32, random_state=0)
+    model = MoNORegressor(
+        n_leaves=2, width=16, max_epochs=30, root_epochs=30, device="cpu", random_state=0
+    ).fit(X16[:300], y16[:300])
+    pred16 = model.predict(X16[300:])
+    pred32 = model.predict(X32[300:])
+    assert pred16.shape == (100, 16, 16)
+    assert pred32.shape == (100, 32, 32)
+    assert relative_l2_error(y16[300:], pred16) < 1e-2
+    # the same fields on a twice finer grid, never seen in training
+    assert relative_l2_error(y32[300:], pred32) < 2e-2
+    # routing a finer sample of a field sends it to the same expert
+    assert np.mean(model.apply(X32[300:]) == model.apply(X16[300:])) > 0.95
+
+
+@pytest.mark.parametrize(
+    "x_shape, y_shape, params",
+    [
+        ((40, 16), (40, 17, 16), {}),  # 17 output channels on a 16-point grid
+        ((40, 16), (40, 16), {}),
+        ((40, 16), (40,), {}),  # a functional: one number per input
+        ((40, 16), (40, 3), {}),  # several numbers per input
+        ((40, 2, 16), (40, 16), {"grid_ndim": 1}),  # two input channels
+        ((40, 8, 8), (40, 3, 8, 8), {}),
+        ((40, 2, 8, 8), (40, 8, 8), {"grid_ndim": 2}),
+        ((40, 128), (40, 64), {"grid_shape": (8, 8)}),  # flat rows, two channels
+        ((40, 4, 4, 4), (40, 4, 4, 4), {}),  # 3-D grid
+    ],
+)
+def test_layouts_round_trip(x_shape, y_shape, params, rng):
+    X = rng.normal(size=x_shape)
+    y = rng.normal(size=y_shape)
+    model = MoNORegressor(n_leaves=2, **{**SMALL, "max_epochs": 2, "root_epochs": 2}, **params)
+    pred = model.fit(X, y).predict(X[:5])
+    assert pred.shape == (5,) + y_shape[1:]
+    assert pred.dtype == np.float64
+    assert model.predict(X[:5].astype(np.float32)).dtype == np.float32
+
+
+def test_1d_super_resolution_query_needs_a_grid_axis(fitted_small, antiderivative_small):
+    X, _ = antiderivative_small
+    Xf, yf = make_antiderivative(n_samples=80, n_points=32, random_state=0)
+    assert fitted_small.predict(Xf[:, None, :]).shape == (80, 32)
+    # flat rows are tabular: their width is fixed at fit
+    with pytest.raises(ValueError, match="X has 32 features, but MoNORegressor is expecting 16"):
+        fitted_small.predict(Xf)
+
+
+def test_complexity_accounting(fitted_small, antiderivative_small):
+    model = fitted_small
+    sizes = [count_parameters(net.module_.operator) for net in model.experts_]
+    assert len(sizes) == model.n_leaves_ == 4
+    assert model.n_params_active_ == max(sizes)
+    assert model.n_params_routing_ == model.tree_.n_params > 0  # Fourier encoder stores nothing
+    assert model.n_params_total_ == sum(sizes) + model.n_params_routing_
+    assert model.depth_ == 2
+    assert model.leaf_sizes_.sum() == len(antiderivative_small[0])
+
+
+def test_predict_uses_the_routed_expert(fitted_small, antiderivative_small):
+    X, _ = antiderivative_small
+    leaves = fitted_small.apply(X)
+    assert set(leaves) <= set(range(fitted_small.n_leaves_))
+    pred = fitted_small.predict(X)
+    for leaf in np.unique(leaves):
+        rows = leaves == leaf
+        own = fitted_small.experts_[leaf].predict(torch.tensor(X[rows, None], dtype=torch.float32))
+        np.testing.assert_allclose(pred[rows], own[:, 0], rtol=1e-6)
+        other = fitted_small.experts_[(leaf + 1) % 4].predict(torch.tensor(X[rows, None], dtype=torch.float32))
+        assert not np.allclose(pred[rows], other[:, 0])
+
+
+def test_reproducible_with_random_state(antiderivative_small):
+    X, y = antiderivative_small
+    a = MoNORegressor(n_leaves=2, **SMALL).fit(X, y).predict(X)
+    b = MoNORegressor(n_leaves=2, **SMALL).fit(X, y).predict(X)
+    c = MoNORegressor(n_leaves=2, **{**SMALL, "random_state": 1}).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    # the global torch generator is left alone
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_pipeline_after_tabular_step(rng):
+    X, y = make_smoothing_2d(n_samples=60, resolution=12, random_state=0)
+    flat = X.reshape(60, -1)
+    pipe = make_pipeline(StandardScaler(), MoNORegressor(n_leaves=2, grid_shape=(12, 12), **SMALL))
+    pred = pipe.fit(flat, y).predict(flat[:4])
+    assert pred.shape == (4, 12, 12)
+
+
+def test_grid_search_over_leaves_and_expert(antiderivative_small):
+    X, y = antiderivative_small
+    search = GridSearchCV(
+        MoNORegressor(**SMALL),
+        {"n_leaves": [1, 2], "width": [4, 8]},
+        scoring=relative_l2_scorer,
+        cv=2,
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_["n_leaves"] in (1, 2)
+    assert search.best_estimator_.n_leaves_ == search.best_params_["n_leaves"]
+    assert search.predict(X).shape == y.shape
+
+
+def test_clone_and_params():
+    model = MoNORegressor(n_leaves=3, width=8, expert_kwargs={"padding": 0.1})
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    assert not hasattr(copy, "experts_")
+    copy.set_params(n_modes=5)
+    assert copy.n_modes == 5 and model.n_modes == 16
+
+
+def test_joblib_round_trip(fitted_small, antiderivative_small):
+    X, _ = antiderivative_small
+    buffer = io.BytesIO()
+    joblib.dump(fitted_small, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.predict(X), fitted_small.predict(X))
+    np.testing.assert_array_equal(loaded.apply(X), fitted_small.apply(X))
+
+
+class _Linear(torch.nn.Module):
+    """A user's own operator: one pointwise linear map."""
+
+    def __init__(self, in_channels, out_channels, grid_shape, pooled=False, scale=1.0):
+        super().__init__()
+        self.map = torch.nn.Conv1d(in_channels, out_channels, 1)
+        self.pooled = pooled
+
+    def forward(self, x):
+        out = self.map(x)
+        return out.mean(-1) if self.pooled else out
+
+
+def test_custom_expert_and_encoders(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, expert=_Linear, expert_kwargs={"scale": 2.0}, **SMALL)
+    assert model.fit(X, 2 * X).predict(X).shape == X.shape
+    assert model.n_params_active_ == 2
+    with pytest.raises(ValueError, match="works at one resolution only"):
+        model.predict(np.repeat(X, 2, axis=1)[:, None, :])
+    for encoder in ["pca", PCAEncoder(n_components=3), PCA(n_components=3)]:
+        model = MoNORegressor(n_leaves=2, encoder=encoder, **SMALL).fit(X, y)
+        assert model.predict(X).shape == y.shape
+        assert model.n_params_routing_ > model.tree_.n_params  # the PCA is stored
+
+
+def test_mlp_expert(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, expert="mlp", **SMALL).fit(X, y)
+    assert model.predict(X).shape == y.shape
+    with pytest.raises(ValueError, match="one resolution only"):
+        model.predict(np.repeat(X, 2, axis=1)[:, None, :])
+
+
+def test_verbose_progress(antiderivative_small, capsys):
+    X, y = antiderivative_small
+    MoNORegressor(n_leaves=2, **{**SMALL, "verbose": 1}).fit(X, y)
+    err = capsys.readouterr().err
+    assert "leaf 2/2" in err and "epoch" in err
+    MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_predicts_numpy(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, **{**SMALL, "device": "cuda"}).fit(X, y)
+    assert model.device_ == "cuda"
+    pred = model.predict(X)
+    assert isinstance(pred, np.ndarray) and pred.shape == y.shape
