@@ -11,13 +11,14 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from tqdm.auto import tqdm
 
 from ._functions import resample, restore_targets, validate_functions, validate_targets
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder, _FunctionEncoder
 from .experts import FNO, MLP, RelativeL2Loss, Standardized, count_parameters
-from .experts._net import make_net
+from .experts._net import train_expert
 
 _EXPERTS = {"fno": FNO, "mlp": MLP}
 
@@ -125,7 +126,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     lr : float, default=3e-3
         Initial learning rate of Adam; it decays to zero on a cosine schedule.
     batch_size : int, default=32
-        Mini-batch size in training and in prediction.
+        Mini-batch size in training.
+    predict_batch_size : int, default=1024
+        Queries encoded, routed and evaluated together in ``predict`` and
+        ``apply``; it bounds the memory these use beyond the input and output
+        arrays, whatever the number of queries.
     loss : {"auto", "relative_l2", "mse"}, default="auto"
         Training loss. "auto" uses the relative L2 loss for function targets
         and the mean squared error for scalar targets.
@@ -141,6 +146,15 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     device : str, default="auto"
         Torch device for training and prediction: "auto" (CUDA when
         available), "cpu", "cuda" or "cuda:N". Predictions are numpy arrays.
+    n_jobs : int, default=None
+        Number of leaves' experts trained concurrently, through joblib, after
+        the root expert. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context (which may also route the
+        work to a Dask cluster); -1 means all cores. Each worker process gets
+        its share of the CPU threads. A given ``n_jobs`` reproduces its
+        results bitwise; across values of ``n_jobs`` they agree to float32
+        rounding, since the number of torch threads per expert changes the
+        order of floating-point sums.
     random_state : int, RandomState instance or None, default=None
         Seeds the encoder and the initialisation and shuffling of each
         expert; an int makes CPU fits reproducible.
@@ -221,10 +235,12 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         "overlap": [Interval(Real, 0, 1, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "predict_batch_size": [Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"auto", "relative_l2", "mse"})],
         "grid_shape": ["array-like", None],
         "grid_ndim": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str],
+        "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -246,10 +262,12 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         overlap=0.2,
         lr=3e-3,
         batch_size=32,
+        predict_batch_size=1024,
         loss="auto",
         grid_shape=None,
         grid_ndim=None,
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -267,10 +285,12 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         self.overlap = overlap
         self.lr = lr
         self.batch_size = batch_size
+        self.predict_batch_size = predict_batch_size
         self.loss = loss
         self.grid_shape = grid_shape
         self.grid_ndim = grid_ndim
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -344,30 +364,17 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Yt = torch.tensor(Y, dtype=torch.float32)
         root_seed, *seeds = rng.randint(np.iinfo(np.int32).max, size=tree.n_leaves_fitted + 1)
 
-        def train(operator, idx, epochs, seed, bar, lr):
-            with torch.random.fork_rng(devices=[] if device == "cpu" else None):
-                torch.manual_seed(int(seed))
-                net = make_net(
-                    Standardized(operator, *stats),
-                    criterion=criterion,
-                    lr=lr,
-                    max_epochs=epochs,
-                    batch_size=min(self.batch_size, len(idx)),
-                    device=device,
-                    bar=bar,
-                )
-                net.fit(Xt[idx], Yt[idx])
-            net.set_params(batch_size=self.batch_size)
-            return net
-
         def new_operator(seed):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
-                return expert_cls(F.shape[1], Y.shape[1], layout.grid, pooled=pooled, **kwargs)
+                operator = expert_cls(F.shape[1], Y.shape[1], layout.grid, pooled=pooled, **kwargs)
+            return Standardized(operator, *stats)
+
+        common = dict(criterion=criterion, batch_size=self.batch_size, device=device)
 
         n_leaves = tree.n_leaves_fitted
         root_epochs = self.root_epochs if n_leaves > 1 else 0
-        experts = []
+        n_workers = min(effective_n_jobs(self.n_jobs), n_leaves)
         with tqdm(
             total=root_epochs + n_leaves * self.max_epochs,
             disable=not self.verbose,
@@ -377,14 +384,36 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             root = None
             if root_epochs:
                 bar.set_description("MoNO root")
-                root = new_operator(root_seed)
-                root = train(root, np.arange(n), root_epochs, root_seed, bar, self.lr).module_.operator
+                root = train_expert(
+                    new_operator(root_seed), Xt, Yt, lr=self.lr, max_epochs=root_epochs,
+                    seed=root_seed, bar=bar, **common,
+                ).module_
+            lr = self.lr if root is None else self.lr * _FINETUNE_LR_FACTOR
             cells = tree.training_samples(Z, self.overlap if n_leaves > 1 else 0.0)
-            for leaf, (idx, seed) in enumerate(zip(cells, seeds)):
-                bar.set_description(f"MoNO leaf {leaf + 1}/{n_leaves}")
-                operator = copy.deepcopy(root) if root is not None else new_operator(seed)
-                leaf_lr = self.lr if root is None else self.lr * _FINETUNE_LR_FACTOR
-                experts.append(train(operator, idx, self.max_epochs, seed, bar, leaf_lr))
+            starts = [copy.deepcopy(root) if root is not None else new_operator(s) for s in seeds]
+            if n_workers == 1:
+                experts = []
+                for leaf, (module, idx, seed) in enumerate(zip(starts, cells, seeds)):
+                    bar.set_description(f"MoNO leaf {leaf + 1}/{n_leaves}")
+                    experts.append(train_expert(
+                        module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
+                        seed=seed, bar=bar, **common,
+                    ))
+            else:
+                # Leaves train side by side; each worker gets its share of the cores.
+                threads = max(1, cpu_count() // n_workers)
+                bar.set_description(f"MoNO {n_leaves} leaves, {n_workers} workers")
+                jobs = (
+                    delayed(train_expert)(
+                        module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
+                        seed=seed, n_threads=threads, **common,
+                    )
+                    for module, idx, seed in zip(starts, cells, seeds)
+                )
+                experts = []
+                for net in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):
+                    experts.append(net)
+                    bar.update(self.max_epochs)
 
         sizes = [count_parameters(net.module_.operator) for net in experts]
         self.encoder_ = encoder
@@ -461,11 +490,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             )
         return F, layout
 
-    def _route(self, F):
+    def _encode(self, F):
         encoder = self.encoder_
         if not isinstance(encoder, _FunctionEncoder) and F.shape[2:] != self.grid_:
             F = resample(F, self.grid_)
-        return self.tree_.apply(encoder.transform(self._encoder_input(encoder, F)))
+        return encoder.transform(self._encoder_input(encoder, F))
 
     def apply(self, X):
         """Return the index of the leaf each sample is routed to.
@@ -482,7 +511,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             predicts sample ``i``.
         """
         F, _ = self._validate_query(X)
-        return self._route(F)
+        step = self.predict_batch_size
+        chunks = range(0, len(F), step)
+        return np.concatenate([self.tree_.apply(self._encode(F[i : i + step])) for i in chunks])
 
     def predict(self, X):
         """Route each input to its leaf and evaluate that leaf's expert.
@@ -501,19 +532,22 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             float32 for float32 input, float64 otherwise.
         """
         F, layout = self._validate_query(X)
-        leaves = self._route(F)
         y_layout = self._y_layout
         if y_layout.kind == "function":
             out_shape = (y_layout.n_channels,) + layout.grid
         else:
             out_shape = (y_layout.n_channels,)
-        P = np.empty((len(F),) + out_shape, dtype=np.float32)
-        Xt = torch.tensor(F, dtype=torch.float32)
-        for leaf in np.unique(leaves):
-            rows = np.flatnonzero(leaves == leaf)
-            P[rows] = self.experts_[leaf].predict(Xt[rows])
         dtype = np.float32 if F.dtype == np.float32 else np.float64
-        return restore_targets(P, y_layout).astype(dtype, copy=False)
+        P = np.empty((len(F),) + out_shape, dtype=dtype)
+        # Chunks bound the memory used beyond the input and the output.
+        step = self.predict_batch_size
+        for start in range(0, len(F), step):
+            chunk = F[start : start + step]
+            leaves = self.tree_.apply(self._encode(chunk))
+            for leaf in np.unique(leaves):
+                rows = np.flatnonzero(leaves == leaf)
+                P[start + rows] = _evaluate(self.experts_[leaf], chunk[rows])
+        return restore_targets(P, y_layout)
 
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R² of the predictions.
@@ -552,6 +586,15 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _evaluate(net, A):
+    """Forward pass of a trained expert's module on a numpy batch, back to numpy."""
+    module = net.module_
+    module.eval()
+    with torch.inference_mode():
+        out = module(torch.tensor(A, dtype=torch.float32, device=net.device))
+    return out.cpu().numpy()
 
 
 def _count_encoder_params(encoder):

@@ -105,6 +105,50 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None)
     )
 
 
+def train_expert(
+    module,
+    X,
+    y,
+    *,
+    criterion,
+    lr,
+    max_epochs,
+    batch_size,
+    device,
+    seed,
+    n_threads=None,
+    bar=None,
+):
+    """Train ``module`` on ``(X, y)`` in a skorch net; return the fitted net.
+
+    The global torch generator is forked, so the seed fixes initialisation
+    noise and shuffling without touching the caller's random state. With
+    ``n_threads``, torch uses that many CPU threads for the duration, so that
+    experts trained side by side in worker processes do not oversubscribe the
+    cores. A module-level function, so that joblib can send it to workers.
+    """
+    threads = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(n_threads)
+    try:
+        with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+            torch.manual_seed(int(seed))
+            net = make_net(
+                module,
+                criterion=criterion,
+                lr=lr,
+                max_epochs=max_epochs,
+                batch_size=min(batch_size, len(X)),
+                device=device,
+                bar=bar,
+            )
+            net.fit(X, y)
+    finally:
+        torch.set_num_threads(threads)
+    net.set_params(batch_size=batch_size)
+    return net
+
+
 def count_parameters(module):
     """Number of real numbers in the trainable parameters of ``module``."""
     return sum(p.numel() * (2 if p.is_complex() else 1) for p in module.parameters())
