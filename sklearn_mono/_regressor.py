@@ -51,6 +51,13 @@ def _resolve_device(device):
     return device
 
 
+def _leaf_devices(device, n_leaves):
+    """Device of each leaf: plain "cuda" spreads leaves over all visible GPUs."""
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(n_leaves)]
+    return [device] * n_leaves
+
+
 def _channel_stats(A):
     """Per-channel mean and standard deviation, shaped to broadcast over ``A``."""
     axes = (0,) + tuple(range(2, A.ndim))
@@ -145,7 +152,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         ``(n_samples, n_channels, n_points)``.
     device : str, default="auto"
         Torch device for training and prediction: "auto" (CUDA when
-        available), "cpu", "cuda" or "cuda:N". Predictions are numpy arrays.
+        available), "cpu", "cuda" or "cuda:N". With "cuda" or "auto" and
+        several visible GPUs, the leaves' experts are spread over them.
+        Predictions are numpy arrays; a model trained on a GPU unpickles on a
+        machine without one and then predicts on its CPU.
     n_jobs : int, default=None
         Number of leaves' experts trained concurrently, through joblib, after
         the root expert. ``None`` means 1 unless in a
@@ -370,7 +380,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 operator = expert_cls(F.shape[1], Y.shape[1], layout.grid, pooled=pooled, **kwargs)
             return Standardized(operator, *stats)
 
-        common = dict(criterion=criterion, batch_size=self.batch_size, device=device)
+        common = dict(criterion=criterion, batch_size=self.batch_size)
 
         n_leaves = tree.n_leaves_fitted
         root_epochs = self.root_epochs if n_leaves > 1 else 0
@@ -386,18 +396,19 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 bar.set_description("MoNO root")
                 root = train_expert(
                     new_operator(root_seed), Xt, Yt, lr=self.lr, max_epochs=root_epochs,
-                    seed=root_seed, bar=bar, **common,
+                    seed=root_seed, device=device, bar=bar, **common,
                 ).module_
             lr = self.lr if root is None else self.lr * _FINETUNE_LR_FACTOR
             cells = tree.training_samples(Z, self.overlap if n_leaves > 1 else 0.0)
             starts = [copy.deepcopy(root) if root is not None else new_operator(s) for s in seeds]
+            devices = _leaf_devices(device, n_leaves)
             if n_workers == 1:
                 experts = []
                 for leaf, (module, idx, seed) in enumerate(zip(starts, cells, seeds)):
                     bar.set_description(f"MoNO leaf {leaf + 1}/{n_leaves}")
                     experts.append(train_expert(
                         module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
-                        seed=seed, bar=bar, **common,
+                        seed=seed, device=devices[leaf], bar=bar, **common,
                     ))
             else:
                 # Leaves train side by side; each worker gets its share of the cores.
@@ -406,9 +417,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 jobs = (
                     delayed(train_expert)(
                         module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
-                        seed=seed, n_threads=threads, **common,
+                        seed=seed, device=dev, n_threads=threads, **common,
                     )
-                    for module, idx, seed in zip(starts, cells, seeds)
+                    for module, idx, seed, dev in zip(starts, cells, seeds, devices)
                 )
                 experts = []
                 for net in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):

@@ -200,12 +200,3 @@ def test_verbose_progress(antiderivative_small, capsys):
     assert "leaf 2/2" in err and "epoch" in err
     MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
     assert capsys.readouterr().err == ""
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fit_predicts_numpy(antiderivative_small):
-    X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=2, **{**SMALL, "device": "cuda"}).fit(X, y)
-    assert model.device_ == "cuda"
-    pred = model.predict(X)
-    assert isinstance(pred, np.ndarray) and pred.shape == y.shape
