@@ -18,7 +18,7 @@ from ._functions import resample, restore_targets, validate_functions, validate_
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder, _FunctionEncoder
 from .experts import FNO, MLP, RelativeL2Loss, Standardized, count_parameters
-from .experts._net import train_expert
+from .experts._net import StandardizedMSELoss, make_net, train_expert
 
 _EXPERTS = {"fno": FNO, "mlp": MLP}
 
@@ -49,6 +49,17 @@ def _resolve_device(device):
                 f"{torch.cuda.device_count()} CUDA device(s) are visible."
             )
     return device
+
+
+def _warn_or_raise(net, notes, name):
+    """Pass training notes on as warnings; fail when no attempt succeeded."""
+    for note in notes:
+        warnings.warn(note, UserWarning)
+    if net is None:
+        raise RuntimeError(
+            f"Training of {name} diverged at every learning rate tried (see the "
+            f"warnings). Lower lr, standardise the data, or check it for outliers."
+        )
 
 
 def _leaf_devices(device, n_leaves):
@@ -367,8 +378,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         loss = self.loss
         if loss == "auto":
             loss = "mse" if pooled else "relative_l2"
-        criterion = RelativeL2Loss if loss == "relative_l2" else torch.nn.MSELoss
         stats = _channel_stats(F) + _channel_stats(Y)
+        if loss == "relative_l2":
+            criterion, criterion_kwargs = RelativeL2Loss, {}
+        else:
+            criterion, criterion_kwargs = StandardizedMSELoss, {"scale": stats[3]}
         kwargs = self._expert_kwargs(expert_cls)
         Xt = torch.tensor(F, dtype=torch.float32)
         Yt = torch.tensor(Y, dtype=torch.float32)
@@ -380,7 +394,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 operator = expert_cls(F.shape[1], Y.shape[1], layout.grid, pooled=pooled, **kwargs)
             return Standardized(operator, *stats)
 
-        common = dict(criterion=criterion, batch_size=self.batch_size)
+        common = dict(criterion=criterion, criterion_kwargs=criterion_kwargs, batch_size=self.batch_size)
 
         n_leaves = tree.n_leaves_fitted
         root_epochs = self.root_epochs if n_leaves > 1 else 0
@@ -394,10 +408,12 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             root = None
             if root_epochs:
                 bar.set_description("MoNO root")
-                root = train_expert(
+                root, notes = train_expert(
                     new_operator(root_seed), Xt, Yt, lr=self.lr, max_epochs=root_epochs,
-                    seed=root_seed, device=device, bar=bar, **common,
-                ).module_
+                    seed=root_seed, device=device, bar=bar, name="the root expert", **common,
+                )
+                _warn_or_raise(root, notes, "the root expert")
+                root = root.module_
             lr = self.lr if root is None else self.lr * _FINETUNE_LR_FACTOR
             cells = tree.training_samples(Z, self.overlap if n_leaves > 1 else 0.0)
             starts = [copy.deepcopy(root) if root is not None else new_operator(s) for s in seeds]
@@ -408,7 +424,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                     bar.set_description(f"MoNO leaf {leaf + 1}/{n_leaves}")
                     experts.append(train_expert(
                         module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
-                        seed=seed, device=devices[leaf], bar=bar, **common,
+                        seed=seed, device=devices[leaf], bar=bar, name=f"leaf {leaf}",
+                        **common,
                     ))
             else:
                 # Leaves train side by side; each worker gets its share of the cores.
@@ -417,14 +434,21 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 jobs = (
                     delayed(train_expert)(
                         module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
-                        seed=seed, device=dev, n_threads=threads, **common,
+                        seed=seed, device=dev, n_threads=threads, name=f"leaf {leaf}",
+                        **common,
                     )
-                    for module, idx, seed, dev in zip(starts, cells, seeds, devices)
+                    for leaf, (module, idx, seed, dev) in enumerate(
+                        zip(starts, cells, seeds, devices)
+                    )
                 )
                 experts = []
-                for net in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):
-                    experts.append(net)
+                for result in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):
+                    experts.append(result)
                     bar.update(self.max_epochs)
+            experts = [
+                self._leaf_or_fallback(net, notes, leaf, root, devices[leaf], common)
+                for leaf, (net, notes) in enumerate(experts)
+            ]
 
         sizes = [count_parameters(net.module_.operator) for net in experts]
         self.encoder_ = encoder
@@ -442,6 +466,24 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         self._y_layout = y_layout
         self._resolution_invariant = bool(getattr(expert_cls, "resolution_invariant", False))
         return self
+
+    def _leaf_or_fallback(self, net, notes, leaf, root, device, common):
+        """A leaf's trained net; the root expert's when its training failed."""
+        if net is not None or root is None:
+            _warn_or_raise(net, notes, f"leaf {leaf}")
+            return net
+        for note in notes:
+            warnings.warn(note, UserWarning)
+        warnings.warn(
+            f"Leaf {leaf} could not be trained at any learning rate tried; it falls "
+            f"back to the root expert, trained on all samples.",
+            UserWarning,
+        )
+        fallback = make_net(
+            copy.deepcopy(root), lr=self.lr, max_epochs=self.max_epochs, device=device,
+            **common,
+        )
+        return fallback.initialize()
 
     def _expert_class(self):
         if isinstance(self.expert, str):

@@ -1,5 +1,7 @@
 """skorch wrapping of the experts: standardisation, loss, training loop."""
 
+import copy
+
 import torch
 from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, LRScheduler
@@ -60,6 +62,39 @@ class RelativeL2Loss(nn.Module):
         return (error / size).mean()
 
 
+class StandardizedMSELoss(nn.Module):
+    """Mean squared error measured in units of each output's standard deviation.
+
+    Dividing by the scale before squaring keeps the loss near 1 for any
+    units of the targets, so that it neither overflows float32 for large
+    targets nor vanishes for small ones.
+
+    Parameters
+    ----------
+    scale : torch.Tensor
+        Per-output standard deviations, broadcastable to the targets.
+    """
+
+    def __init__(self, scale):
+        super().__init__()
+        self.register_buffer("scale", scale)
+
+    def forward(self, pred, target):
+        return (((pred - target) / self.scale) ** 2).mean()
+
+
+class TrainingDiverged(Exception):
+    """Raised inside training when a batch loss is not finite."""
+
+
+class StopOnDivergence(Callback):
+    """Stop training at the first batch whose loss is NaN or infinite."""
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if training and loss is not None and not torch.isfinite(torch.as_tensor(loss)).all():
+            raise TrainingDiverged
+
+
 class EpochProgress(Callback):
     """Advance a progress bar by one step at the end of every epoch."""
 
@@ -78,7 +113,7 @@ class EpochProgress(Callback):
         return state
 
 
-def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None):
+def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None, criterion_kwargs=None):
     """A skorch regressor that trains ``module`` with Adam and a cosine schedule.
 
     All training data are used (no validation split, so small leaves are
@@ -88,6 +123,7 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None)
     return NeuralNetRegressor(
         module=module,
         criterion=criterion,
+        **{f"criterion__{key}": value for key, value in (criterion_kwargs or {}).items()},
         optimizer=torch.optim.AdamW, optimizer__weight_decay=1e-4,
         lr=lr,
         max_epochs=max_epochs,
@@ -97,12 +133,19 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None)
         device=device,
         callbacks=[
             ("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=max_epochs)),
+            ("divergence", StopOnDivergence()),
             ("progress", EpochProgress(bar)),
         ],
         callbacks__print_log=None,
         callbacks__valid_loss=None,
         verbose=0,
     )
+
+
+# A training run has failed when its last epoch's loss is this many times
+# the loss of predicting every output's training mean.
+EXPLODED = 10.0
+RETRIES = 2
 
 
 def train_expert(
@@ -116,37 +159,86 @@ def train_expert(
     batch_size,
     device,
     seed,
+    criterion_kwargs=None,
     n_threads=None,
     bar=None,
+    name="expert",
 ):
-    """Train ``module`` on ``(X, y)`` in a skorch net; return the fitted net.
+    """Train ``module`` on ``(X, y)`` in a skorch net, retrying when training fails.
+
+    A run fails when a batch loss is NaN or infinite, a weight is not
+    finite, or the last epoch's loss exceeds ``EXPLODED`` times the loss of
+    predicting the training mean. A failed run is retried from the same
+    starting weights with a ten times smaller learning rate, up to
+    ``RETRIES`` times.
 
     The global torch generator is forked, so the seed fixes initialisation
     noise and shuffling without touching the caller's random state. With
     ``n_threads``, torch uses that many CPU threads for the duration, so that
     experts trained side by side in worker processes do not oversubscribe the
     cores. A module-level function, so that joblib can send it to workers.
+
+    Returns
+    -------
+    net : skorch.NeuralNetRegressor or None
+        The trained net, or None when every attempt failed.
+    notes : list of str
+        One sentence per failed attempt, for the caller to warn with (warnings
+        raised in joblib workers would not reach the user).
     """
     threads = torch.get_num_threads()
     if n_threads is not None:
         torch.set_num_threads(n_threads)
+    notes = []
     try:
-        with torch.random.fork_rng(devices=[] if device == "cpu" else None):
-            torch.manual_seed(int(seed))
-            net = make_net(
-                module,
-                criterion=criterion,
-                lr=lr,
-                max_epochs=max_epochs,
-                batch_size=min(batch_size, len(X)),
-                device=device,
-                bar=bar,
-            )
-            net.fit(X, y)
+        baseline = _trivial_loss(module, y, criterion, criterion_kwargs)
+        for attempt in range(RETRIES + 1):
+            with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+                torch.manual_seed(int(seed))
+                net = make_net(
+                    copy.deepcopy(module),
+                    criterion=criterion,
+                    criterion_kwargs=criterion_kwargs,
+                    lr=lr,
+                    max_epochs=max_epochs,
+                    batch_size=min(batch_size, len(X)),
+                    device=device,
+                    bar=bar,
+                )
+                try:
+                    net.fit(X, y)
+                    failure = _failure(net, baseline)
+                except TrainingDiverged:
+                    failure = "the training loss became NaN or infinite"
+            if failure is None:
+                net.set_params(batch_size=batch_size)
+                return net, notes
+            retry = f"; retrying with lr={lr / 10:g}" if attempt < RETRIES else ""
+            notes.append(f"Training of {name} failed at lr={lr:g}: {failure}{retry}.")
+            lr /= 10
     finally:
         torch.set_num_threads(threads)
-    net.set_params(batch_size=batch_size)
-    return net
+    return None, notes
+
+
+def _trivial_loss(module, y, criterion, criterion_kwargs):
+    """Loss of predicting each output's training mean for every sample."""
+    mean = y.mean(dim=0, keepdim=True).expand_as(y)
+    with torch.no_grad():
+        return float(criterion(**(criterion_kwargs or {}))(mean, y))
+
+
+def _failure(net, baseline):
+    """Why a finished training run is unusable, or None."""
+    if not all(torch.isfinite(p).all() for p in net.module_.parameters()):
+        return "a weight became NaN or infinite"
+    last = net.history[-1, "train_loss"]
+    if not last <= EXPLODED * max(baseline, 1e-12):
+        return (
+            f"the final training loss {last:.3g} is over {EXPLODED:g} times that of "
+            f"predicting the mean ({baseline:.3g})"
+        )
+    return None
 
 
 def count_parameters(module):
