@@ -633,6 +633,45 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             multioutput="variance_weighted",
         )
 
+    def save(self, path):
+        """Write the fitted model to ``path`` in a safe, pickle-free format.
+
+        The file holds the weights as numpy arrays and a plain JSON
+        description, with a SHA-256 digest over both; :func:`sklearn_mono.load`
+        reads it without running any code from the file. Training history
+        and optimiser state are not kept. Models with a user's expert class
+        are saved too (load them with ``custom_objects``); a model with an
+        encoder other than this package's cannot be, use ``joblib.dump``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file; conventionally ``*.npz``.
+
+        Returns
+        -------
+        self : MoNORegressor
+            The model, unchanged.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from sklearn_mono import MoNORegressor, load
+        >>> X = np.random.default_rng(0).normal(size=(40, 16))
+        >>> model = MoNORegressor(n_leaves=2, min_samples_leaf=5, width=4, max_epochs=2,
+        ...                       root_epochs=2, random_state=0).fit(X, X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> _ = model.save(path)
+        >>> same = load(path)
+        >>> bool(np.array_equal(same.predict(X), model.predict(X)))
+        True
+        """
+        from ._persistence import save_model
+
+        save_model(self, path)
+        return self
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True

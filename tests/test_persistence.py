@@ -1,0 +1,159 @@
+"""Pickle, joblib and the pickle-free save/load format."""
+
+import io
+import pickle
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+
+from sklearn_mono import FourierEncoder, MoNORegressor, load
+
+from .conftest import SMALL
+from .test_regressor import _Linear
+
+
+def _same(a, b, X):
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(a.apply(X), b.apply(X))
+    for attr in ("n_params_active_", "n_params_total_", "n_params_routing_", "depth_", "n_leaves_", "grid_"):
+        assert getattr(a, attr) == getattr(b, attr)
+
+
+@pytest.mark.parametrize(
+    "params, target",
+    [
+        ({}, "function"),
+        ({"encoder": "pca"}, "function"),
+        ({"encoder": FourierEncoder(n_modes=2), "split": "widest"}, "function"),
+        ({"expert": "mlp"}, "function"),
+        ({}, "scalar"),
+        ({}, "channels"),
+    ],
+)
+def test_save_load_round_trip(params, target, antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    y = {"function": y, "scalar": y[:, -1], "channels": np.stack([y, X], axis=1)}[target]
+    model = MoNORegressor(n_leaves=4, **SMALL, **params).fit(X, y)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = load(path, device="cpu")
+    _same(loaded, model, X)
+    assert loaded.get_params().keys() == model.get_params().keys()
+    assert loaded.predict(X).shape == y.shape
+
+
+def test_save_load_keeps_feature_names(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    model = MoNORegressor(n_leaves=2, **SMALL).fit(frame, y)
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert list(loaded.feature_names_in_) == list(frame.columns)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_custom_expert_needs_custom_objects(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, expert=_Linear, **SMALL).fit(X, y)
+    model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="custom_objects"):
+        load(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz", custom_objects={"_Linear": _Linear})
+    _same(loaded, model, X)
+
+
+def test_pickle_and_joblib_round_trips(fitted_small, antiderivative_small):
+    import joblib
+
+    X, _ = antiderivative_small
+    _same(pickle.loads(pickle.dumps(fitted_small)), fitted_small, X)
+    buffer = io.BytesIO()
+    joblib.dump(fitted_small, buffer)
+    buffer.seek(0)
+    _same(joblib.load(buffer), fitted_small, X)
+
+
+def test_truncated_file_is_refused(fitted_small, tmp_path):
+    path = tmp_path / "m.npz"
+    fitted_small.save(path)
+    data = path.read_bytes()
+    for size in (0, 10, len(data) // 2, len(data) - 1):
+        (tmp_path / "cut.npz").write_bytes(data[:size])
+        with pytest.raises(ValueError, match="truncated or corrupted"):
+            load(tmp_path / "cut.npz")
+
+
+def _rewrite(path, change):
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name].copy() for name in archive.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_tampered_weights_and_description_are_refused(fitted_small, tmp_path):
+    path = tmp_path / "m.npz"
+
+    def weight(arrays):
+        key = next(k for k in arrays if k.startswith("experts/0/operator"))
+        arrays[key].flat[0] += 1.0
+
+    def description(arrays):
+        meta = arrays["__meta__"].tobytes().replace(b'"n_leaves_": 4', b'"n_leaves_": 5')
+        arrays["__meta__"] = np.frombuffer(meta, dtype=np.uint8)
+
+    for change in (weight, description):
+        fitted_small.save(path)
+        _rewrite(path, change)
+        with pytest.raises(ValueError, match="integrity check"):
+            load(path)
+
+
+def test_pickled_payload_is_never_executed(tmp_path):
+    ran = []
+
+    class Payload:
+        def __reduce__(self):
+            return (ran.append, ("executed",))
+
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([Payload()], dtype=object), allow_pickle=True)
+        archive.writestr("__meta__.npy", buffer.getvalue())
+    with pytest.raises(ValueError, match="not a readable sklearn_mono model file"):
+        load(path)
+    assert ran == []
+
+
+def test_other_files_are_refused(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, weights=np.zeros(3))
+    with pytest.raises(ValueError, match="description is missing"):
+        load(path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz")
+
+
+def test_save_refuses_what_it_cannot_describe(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    with pytest.raises(NotFittedError):
+        MoNORegressor().save(tmp_path / "m.npz")
+    model = MoNORegressor(n_leaves=2, encoder=PCA(n_components=2), **SMALL).fit(X, y)
+    with pytest.raises(TypeError, match="joblib.dump"):
+        model.save(tmp_path / "m.npz")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_model_loads_on_cpu(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, **{**SMALL, "device": "cuda"}).fit(X, y)
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz", device="cpu")
+    assert loaded.experts_[0].device == "cpu"
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-4, atol=1e-5)
