@@ -171,6 +171,7 @@ def save_model(model, path):
             "out_channels": y_layout.n_channels,
             "pooled": y_layout.kind != "function",
             "loss": type(model.experts_[0].criterion_).__name__,
+            "floor": getattr(model.experts_[0].criterion_, "floor", None),
             "state_keys": experts,
         },
         "y_layout": vars(y_layout),
@@ -284,7 +285,7 @@ def load_model(path, *, device="auto", custom_objects=None):
         if spec["loss"] == "StandardizedMSELoss":
             criterion, kwargs = StandardizedMSELoss, {"scale": tensors["y_scale"]}
         else:
-            criterion, kwargs = RelativeL2Loss, {}
+            criterion, kwargs = RelativeL2Loss, {"floor": state["expert"]["floor"]}
         net = make_net(
             module, criterion=criterion, criterion_kwargs=kwargs, lr=model.lr,
             max_epochs=model.max_epochs, batch_size=model.batch_size, device=device,

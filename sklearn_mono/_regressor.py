@@ -380,7 +380,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             loss = "mse" if pooled else "relative_l2"
         stats = _channel_stats(F) + _channel_stats(Y)
         if loss == "relative_l2":
-            criterion, criterion_kwargs = RelativeL2Loss, {}
+            # Samples whose target is (nearly) zero are divided by a thousandth
+            # of the typical norm instead of by almost nothing.
+            typical = float(np.linalg.norm(Y.reshape(n, -1), axis=1).mean())
+            floor = 1e-3 * typical if typical > 0 else 1.0
+            criterion, criterion_kwargs = RelativeL2Loss, {"floor": floor}
         else:
             criterion, criterion_kwargs = StandardizedMSELoss, {"scale": stats[3]}
         kwargs = self._expert_kwargs(expert_cls)

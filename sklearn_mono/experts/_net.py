@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import torch
 from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, LRScheduler
@@ -49,7 +50,8 @@ class RelativeL2Loss(nn.Module):
     ----------
     floor : float, default=1e-8
         Smallest denominator, so that a target equal to zero does not divide
-        by zero.
+        by zero. ``MoNORegressor`` sets it to a thousandth of the mean target
+        norm.
     """
 
     def __init__(self, floor=1e-8):
@@ -142,8 +144,11 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None,
     )
 
 
-# A training run has failed when its last epoch's loss is this many times
-# the loss of predicting every output's training mean.
+# A training run has failed when its last epoch's loss is this many times the
+# largest of: the loss of predicting every output's training mean, the loss of
+# the starting weights, and 1 (both losses are scale-free, and 1 is what
+# predicting zeros, relative L2, or the mean, standardised MSE, costs). That is,
+# training made the expert much worse than where it started and than trivial.
 EXPLODED = 10.0
 RETRIES = 2
 
@@ -167,8 +172,9 @@ def train_expert(
     """Train ``module`` on ``(X, y)`` in a skorch net, retrying when training fails.
 
     A run fails when a batch loss is NaN or infinite, a weight is not
-    finite, or the last epoch's loss exceeds ``EXPLODED`` times the loss of
-    predicting the training mean. A failed run is retried from the same
+    finite, or the last epoch's loss exceeds ``EXPLODED`` times the largest
+    of the loss of predicting the training mean, the loss of the starting
+    weights, and 1. A failed run is retried from the same
     starting weights with a ten times smaller learning rate, up to
     ``RETRIES`` times.
 
@@ -191,7 +197,11 @@ def train_expert(
         torch.set_num_threads(n_threads)
     notes = []
     try:
-        baseline = _trivial_loss(module, y, criterion, criterion_kwargs)
+        baseline = max(
+            _trivial_loss(y, criterion, criterion_kwargs),
+            _initial_loss(module, X, y, criterion, criterion_kwargs),
+            1.0,
+        )
         for attempt in range(RETRIES + 1):
             with torch.random.fork_rng(devices=[] if device == "cpu" else None):
                 torch.manual_seed(int(seed))
@@ -221,11 +231,26 @@ def train_expert(
     return None, notes
 
 
-def _trivial_loss(module, y, criterion, criterion_kwargs):
+def _trivial_loss(y, criterion, criterion_kwargs):
     """Loss of predicting each output's training mean for every sample."""
     mean = y.mean(dim=0, keepdim=True).expand_as(y)
     with torch.no_grad():
         return float(criterion(**(criterion_kwargs or {}))(mean, y))
+
+
+def _initial_loss(module, X, y, criterion, criterion_kwargs, chunk=1024):
+    """Loss of the starting weights on the training data (0 when not finite)."""
+    loss = criterion(**(criterion_kwargs or {}))
+    was_training = module.training
+    module.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(X), chunk):
+            part = slice(start, start + chunk)
+            total += float(loss(module(X[part]), y[part])) * len(X[part])
+    module.train(was_training)
+    total /= max(len(X), 1)
+    return total if np.isfinite(total) else 0.0
 
 
 def _failure(net, baseline):
@@ -233,10 +258,10 @@ def _failure(net, baseline):
     if not all(torch.isfinite(p).all() for p in net.module_.parameters()):
         return "a weight became NaN or infinite"
     last = net.history[-1, "train_loss"]
-    if not last <= EXPLODED * max(baseline, 1e-12):
+    if not last <= EXPLODED * baseline:
         return (
             f"the final training loss {last:.3g} is over {EXPLODED:g} times that of "
-            f"predicting the mean ({baseline:.3g})"
+            f"the starting weights, of predicting the mean, and of 1 ({baseline:.3g})"
         )
     return None
 
