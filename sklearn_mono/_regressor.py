@@ -201,7 +201,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Numbers stored by the encoder and the tree to route a query.
     n_params_total_ : int
         Parameters of all experts plus ``n_params_routing_``.
-    leaf_sizes_ : ndarray of shape (n_leaves_,)
+    leaf_sizes_ : ndarray of shape (`n_leaves_`,)
         Training samples per leaf.
     device_ : str
         Device the experts were trained on.
@@ -211,7 +211,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Input channels.
     n_features_in_ : int
         Values per sample of ``X`` at fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen at fit, when ``X`` had string column names.
 
     See Also
@@ -323,9 +323,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Input functions.
-        y : array-like of shape (n_samples,), (n_samples, n_outputs), (n_samples, *grid) or (n_samples, n_channels, *grid)
+        y : array-like of shape (n_samples,), (n_samples, n_outputs), (n_samples, \\*grid) or (n_samples, n_channels, \\*grid)
             Output functions on the grid of ``X``, or scalars per sample.
 
         Returns
@@ -558,7 +558,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Input functions.
 
         Returns
@@ -577,7 +577,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Input functions. With the FNO expert, N-D input may be sampled on
             another grid than at fit (e.g. finer, for super-resolution); the
             output is then on that grid.

@@ -99,7 +99,7 @@ class FourierEncoder(_FunctionEncoder):
         Integer frequencies that are encoded, zero first.
     n_features_in_ : int
         Number of values per sample seen at fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen at fit, when ``X`` had string column names.
 
     See Also
@@ -134,7 +134,7 @@ class FourierEncoder(_FunctionEncoder):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Sampled functions.
         y : None
             Ignored.
@@ -164,7 +164,7 @@ class FourierEncoder(_FunctionEncoder):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Sampled functions, on the fit grid or on any grid fine enough to
             resolve the encoded frequencies.
 
@@ -242,7 +242,7 @@ class PCAEncoder(_FunctionEncoder):
         Number of input channels.
     n_features_in_ : int
         Number of values per sample seen at fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen at fit, when ``X`` had string column names.
 
     See Also
@@ -280,7 +280,7 @@ class PCAEncoder(_FunctionEncoder):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Sampled functions.
         y : None
             Ignored.
@@ -309,13 +309,13 @@ class PCAEncoder(_FunctionEncoder):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] *grid)
+        X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Sampled functions; N-D input on another grid is resampled onto
             the fit grid first.
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components_)
+        Z : ndarray of shape (n_samples, `n_components_`)
             The principal components.
         """
         F, layout = self._validate_transform(X)
