@@ -25,8 +25,8 @@ from sklearn.decomposition import PCA
 from ._functions import TargetLayout
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder
-from .experts import FNO, MLP, RelativeL2Loss, Standardized
-from .experts._net import StandardizedMSELoss, make_net
+from .experts import FNO, MLP, RelativeL2Loss, Standardized, StandardizedMSELoss
+from .experts._net import make_net
 
 FORMAT = "sklearn_mono.MoNORegressor"
 VERSION = 1

@@ -17,8 +17,15 @@ from tqdm.auto import tqdm
 from ._functions import resample, restore_targets, validate_functions, validate_targets
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder, _FunctionEncoder
-from .experts import FNO, MLP, RelativeL2Loss, Standardized, count_parameters
-from .experts._net import StandardizedMSELoss, make_net, train_expert
+from .experts import (
+    FNO,
+    MLP,
+    RelativeL2Loss,
+    Standardized,
+    StandardizedMSELoss,
+    count_parameters,
+)
+from .experts._net import make_net, train_expert
 
 _EXPERTS = {"fno": FNO, "mlp": MLP}
 
@@ -375,18 +382,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 UserWarning,
             )
         pooled = y_layout.kind != "function"
-        loss = self.loss
-        if loss == "auto":
-            loss = "mse" if pooled else "relative_l2"
         stats = _channel_stats(F) + _channel_stats(Y)
-        if loss == "relative_l2":
-            # Samples whose target is (nearly) zero are divided by a thousandth
-            # of the typical norm instead of by almost nothing.
-            typical = float(np.linalg.norm(Y.reshape(n, -1), axis=1).mean())
-            floor = 1e-3 * typical if typical > 0 else 1.0
-            criterion, criterion_kwargs = RelativeL2Loss, {"floor": floor}
-        else:
-            criterion, criterion_kwargs = StandardizedMSELoss, {"scale": stats[3]}
+        criterion, criterion_kwargs = self._criterion(pooled, Y, stats)
         kwargs = self._expert_kwargs(expert_cls)
         Xt = torch.tensor(F, dtype=torch.float32)
         Yt = torch.tensor(Y, dtype=torch.float32)
@@ -399,10 +396,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             return Standardized(operator, *stats)
 
         common = dict(criterion=criterion, criterion_kwargs=criterion_kwargs, batch_size=self.batch_size)
-
         n_leaves = tree.n_leaves_fitted
         root_epochs = self.root_epochs if n_leaves > 1 else 0
-        n_workers = min(effective_n_jobs(self.n_jobs), n_leaves)
         with tqdm(
             total=root_epochs + n_leaves * self.max_epochs,
             disable=not self.verbose,
@@ -418,40 +413,21 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 )
                 _warn_or_raise(root, notes, "the root expert")
                 root = root.module_
-            lr = self.lr if root is None else self.lr * _FINETUNE_LR_FACTOR
             cells = tree.training_samples(Z, self.overlap if n_leaves > 1 else 0.0)
-            starts = [copy.deepcopy(root) if root is not None else new_operator(s) for s in seeds]
             devices = _leaf_devices(device, n_leaves)
-            if n_workers == 1:
-                experts = []
-                for leaf, (module, idx, seed) in enumerate(zip(starts, cells, seeds)):
-                    bar.set_description(f"MoNO leaf {leaf + 1}/{n_leaves}")
-                    experts.append(train_expert(
-                        module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
-                        seed=seed, device=devices[leaf], bar=bar, name=f"leaf {leaf}",
-                        **common,
-                    ))
-            else:
-                # Leaves train side by side; each worker gets its share of the cores.
-                threads = max(1, cpu_count() // n_workers)
-                bar.set_description(f"MoNO {n_leaves} leaves, {n_workers} workers")
-                jobs = (
-                    delayed(train_expert)(
-                        module, Xt[idx], Yt[idx], lr=lr, max_epochs=self.max_epochs,
-                        seed=seed, device=dev, n_threads=threads, name=f"leaf {leaf}",
-                        **common,
-                    )
-                    for leaf, (module, idx, seed, dev) in enumerate(
-                        zip(starts, cells, seeds, devices)
-                    )
+            jobs = [
+                dict(
+                    module=copy.deepcopy(root) if root is not None else new_operator(seed),
+                    X=Xt[idx], y=Yt[idx], seed=seed, device=devices[leaf], name=f"leaf {leaf}",
+                    lr=self.lr if root is None else self.lr * _FINETUNE_LR_FACTOR,
+                    max_epochs=self.max_epochs, **common,
                 )
-                experts = []
-                for result in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):
-                    experts.append(result)
-                    bar.update(self.max_epochs)
+                for leaf, (idx, seed) in enumerate(zip(cells, seeds))
+            ]
+            results = self._train_leaves(jobs, bar)
             experts = [
                 self._leaf_or_fallback(net, notes, leaf, root, devices[leaf], common)
-                for leaf, (net, notes) in enumerate(experts)
+                for leaf, (net, notes) in enumerate(results)
             ]
 
         sizes = [count_parameters(net.module_.operator) for net in experts]
@@ -470,6 +446,37 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         self._y_layout = y_layout
         self._resolution_invariant = bool(getattr(expert_cls, "resolution_invariant", False))
         return self
+
+    def _criterion(self, pooled, Y, stats):
+        """The training loss class and its keyword arguments."""
+        loss = self.loss
+        if loss == "auto":
+            loss = "mse" if pooled else "relative_l2"
+        if loss == "mse":
+            return StandardizedMSELoss, {"scale": stats[3]}
+        # Samples whose target is (nearly) zero are divided by a thousandth of
+        # the typical norm instead of by almost nothing.
+        typical = float(np.linalg.norm(Y.reshape(len(Y), -1), axis=1).mean())
+        return RelativeL2Loss, {"floor": 1e-3 * typical if typical > 0 else 1.0}
+
+    def _train_leaves(self, jobs, bar):
+        """Train every leaf's expert, in this process or side by side through joblib."""
+        n_workers = min(effective_n_jobs(self.n_jobs), len(jobs))
+        if n_workers == 1:
+            results = []
+            for leaf, job in enumerate(jobs):
+                bar.set_description(f"MoNO leaf {leaf + 1}/{len(jobs)}")
+                results.append(train_expert(**job, bar=bar))
+            return results
+        # Each worker process gets its share of the cores.
+        threads = max(1, cpu_count() // n_workers)
+        bar.set_description(f"MoNO {len(jobs)} leaves, {n_workers} workers")
+        results = []
+        tasks = (delayed(train_expert)(**job, n_threads=threads) for job in jobs)
+        for result in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
+            results.append(result)
+            bar.update(self.max_epochs)
+        return results
 
     def _leaf_or_fallback(self, net, notes, leaf, root, device, common):
         """A leaf's trained net; the root expert's when its training failed."""

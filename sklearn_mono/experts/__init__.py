@@ -1,7 +1,15 @@
 """Neural operators used as the experts of a mixture, and their training."""
 
 from ._fno import FNO, MLP
-from ._net import RelativeL2Loss, Standardized, count_parameters
+from ._net import RelativeL2Loss, Standardized, StandardizedMSELoss, count_parameters
 from ._spectral import SpectralConv
 
-__all__ = ["FNO", "MLP", "RelativeL2Loss", "SpectralConv", "Standardized", "count_parameters"]
+__all__ = [
+    "FNO",
+    "MLP",
+    "RelativeL2Loss",
+    "SpectralConv",
+    "Standardized",
+    "StandardizedMSELoss",
+    "count_parameters",
+]
