@@ -39,9 +39,15 @@ _TREE_ARRAYS = (
 )
 
 
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not plain data")
+
+
 def _jsonable(value, what):
     try:
-        json.dumps(value)
+        json.dumps(value, default=_json_default)
     except TypeError:
         raise TypeError(
             f"{what}={value!r} cannot be written to a model file, which holds only "
@@ -138,7 +144,9 @@ def save_model(model, path):
             "class": type(params["encoder"]).__name__,
             "params": _plain(params["encoder"].get_params()),
         }
-    if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
+    if isinstance(params["random_state"], Integral):
+        params["random_state"] = int(params["random_state"])
+    else:
         params["random_state"] = None  # a RandomState instance is not plain data
     if params["grid_shape"] is not None:
         params["grid_shape"] = [int(g) for g in params["grid_shape"]]
@@ -150,7 +158,7 @@ def save_model(model, path):
     arrays["tree/leaf_samples"] = np.concatenate(tree.leaf_samples)
     arrays["tree/leaf_offsets"] = np.cumsum([0] + [len(s) for s in tree.leaf_samples])
 
-    expert_cls = model._expert_class()
+    expert_cls, expert_kwargs = model._expert_spec
     experts = []
     for leaf, net in enumerate(model.experts_):
         for key, value in net.module_.state_dict().items():
@@ -166,7 +174,7 @@ def save_model(model, path):
         },
         "expert": {
             "class": expert_cls.__name__,
-            "kwargs": _jsonable(model._expert_kwargs(expert_cls), "expert_kwargs"),
+            "kwargs": _jsonable(expert_kwargs, "expert_kwargs"),
             "in_channels": model.n_channels_in_,
             "out_channels": y_layout.n_channels,
             "pooled": y_layout.kind != "function",
@@ -193,7 +201,10 @@ def save_model(model, path):
             "_resolution_invariant": model._resolution_invariant,
         },
     }
-    meta = json.dumps({"format": FORMAT, "version": VERSION, "params": params, "state": state})
+    meta = json.dumps(
+        {"format": FORMAT, "version": VERSION, "params": params, "state": state},
+        default=_json_default,
+    )
     meta_bytes = meta.encode()
     arrays[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
     digest = _digest(meta_bytes, {k: v for k, v in arrays.items() if k != _META})
@@ -204,7 +215,10 @@ def save_model(model, path):
 
 def _read(path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it is a single array, not an archive")
+        with archive:
             arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise
@@ -235,9 +249,21 @@ def _read(path):
 
 def load_model(path, *, device="auto", custom_objects=None):
     """Read a model written by :meth:`MoNORegressor.save`."""
+    meta, arrays = _read(path)
+    try:
+        return _rebuild(path, meta, arrays, device, custom_objects)
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+            raise
+        raise ValueError(
+            f"{path} passed its integrity check but does not describe a consistent "
+            f"model ({type(exc).__name__}: {exc})."
+        ) from None
+
+
+def _rebuild(path, meta, arrays, device, custom_objects):
     from ._regressor import MoNORegressor, _resolve_device
 
-    meta, arrays = _read(path)
     params, state = meta["params"], meta["state"]
     custom_objects = custom_objects or {}
     spec = state["expert"]
@@ -260,6 +286,7 @@ def load_model(path, *, device="auto", custom_objects=None):
         params["grid_shape"] = tuple(params["grid_shape"])
 
     model = MoNORegressor(**params)
+    model._validate_params()
     device = _resolve_device(device)
     model.encoder_ = _build_encoder(state["encoder"], arrays)
     tree = KDPartition(**state["tree"])
@@ -269,19 +296,36 @@ def load_model(path, *, device="auto", custom_objects=None):
     flat = arrays["tree/leaf_samples"]
     tree.leaf_samples = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     tree.node_samples = None
+    n_experts = len(spec["state_keys"])
+    leaf_ids = tree.leaf_id[tree.children_left < 0]
+    children = np.concatenate([tree.children_left, tree.children_right])
+    if (
+        sorted(leaf_ids.tolist()) != list(range(n_experts))
+        or children.max(initial=-1) >= len(tree.threshold)
+        or tree.direction.shape[0] != len(tree.threshold)
+    ):
+        raise ValueError("the partition tree does not match the experts")
     model.tree_ = tree
 
     grid = tuple(state["fitted"]["grid_"])
     experts = []
     for leaf, keys in enumerate(spec["state_keys"]):
         tensors = {k: torch.from_numpy(arrays[f"experts/{leaf}/{k}"].copy()) for k in keys}
-        operator = expert_cls(
-            spec["in_channels"], spec["out_channels"], grid, pooled=spec["pooled"], **spec["kwargs"]
-        )
-        module = Standardized(
-            operator, tensors["x_shift"], tensors["x_scale"], tensors["y_shift"], tensors["y_scale"]
-        )
-        module.load_state_dict(tensors)
+        # Built without memory first, so that sizes read from the file are
+        # checked against the stored weights before anything is allocated.
+        with torch.device("meta"):
+            operator = expert_cls(
+                spec["in_channels"], spec["out_channels"], grid, pooled=spec["pooled"],
+                **spec["kwargs"],
+            )
+            module = Standardized(
+                operator, *(torch.empty(tensors[k].shape) for k in
+                            ("x_shift", "x_scale", "y_shift", "y_scale"))
+            )
+        expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        if expected != {k: tuple(v.shape) for k, v in tensors.items()}:
+            raise ValueError(f"the weights of expert {leaf} do not fit its architecture")
+        module.load_state_dict(tensors, assign=True)
         if spec["loss"] == "StandardizedMSELoss":
             criterion, kwargs = StandardizedMSELoss, {"scale": tensors["y_scale"]}
         else:

@@ -209,7 +209,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     n_params_total_ : int
         Parameters of all experts plus ``n_params_routing_``.
     leaf_sizes_ : ndarray of shape (`n_leaves_`,)
-        Training samples per leaf.
+        Training samples routed to each leaf. Each expert also trains on the
+        samples that ``overlap`` shares across the borders of its cell.
     device_ : str
         Device the experts were trained on.
     grid_ : tuple of int
@@ -268,7 +269,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         "grid_shape": ["array-like", None],
         "grid_ndim": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -412,7 +417,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                     seed=root_seed, device=device, bar=bar, name="the root expert", **common,
                 )
                 _warn_or_raise(root, notes, "the root expert")
-                root = root.module_
+                # Leaves start from CPU copies; each is moved to its own device.
+                root = root.module_.to("cpu")
             cells = tree.training_samples(Z, self.overlap if n_leaves > 1 else 0.0)
             devices = _leaf_devices(device, n_leaves)
             jobs = [
@@ -444,6 +450,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         self.grid_ = layout.grid
         self.n_channels_in_ = layout.n_channels
         self._y_layout = y_layout
+        self._expert_spec = (expert_cls, kwargs)  # what was fitted, for save()
         self._resolution_invariant = bool(getattr(expert_cls, "resolution_invariant", False))
         return self
 
@@ -538,6 +545,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
     def _validate_query(self, X):
         check_is_fitted(self)
+        step = self.predict_batch_size
+        if not isinstance(step, Integral) or step < 1:
+            raise ValueError(f"predict_batch_size must be a positive integer, got {step!r}.")
         F, layout = validate_functions(
             self, X, reset=False, grid_shape=self.grid_shape, fitted_grid_ndim=len(self.grid_)
         )
@@ -694,9 +704,13 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 def _evaluate(net, A):
     """Forward pass of a trained expert's module on a numpy batch, back to numpy."""
     module = net.module_
+    was_training = module.training
     module.eval()
-    with torch.inference_mode():
-        out = module(torch.tensor(A, dtype=torch.float32, device=net.device))
+    try:
+        with torch.inference_mode():
+            out = module(torch.tensor(A, dtype=torch.float32, device=net.device))
+    finally:
+        module.train(was_training)
     return out.cpu().numpy()
 
 

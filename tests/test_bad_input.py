@@ -95,3 +95,32 @@ def test_invalid_parameter_values(antiderivative_small):
         MoNORegressor(n_leaves=0).fit(*antiderivative_small)
     with pytest.raises(InvalidParameterError, match="encoder"):
         MoNORegressor(encoder="wavelet").fit(*antiderivative_small)
+
+
+def test_invalid_settings_found_before_training(fitted_small, antiderivative_small):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = antiderivative_small
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        MoNORegressor(n_jobs=0).fit(X, y)
+    fitted_small.set_params(predict_batch_size=0)
+    try:
+        with pytest.raises(ValueError, match="predict_batch_size must be a positive integer"):
+            fitted_small.predict(X)
+    finally:
+        fitted_small.set_params(predict_batch_size=1024)
+
+
+class _IgnoresChannels(torch.nn.Module):
+    def __init__(self, in_channels, out_channels, grid_shape, pooled=False):
+        super().__init__()
+        self.map = torch.nn.Conv1d(in_channels, 3, 1)  # wrong number of outputs
+
+    def forward(self, x):
+        return self.map(x)
+
+
+def test_custom_expert_with_wrong_output_shape(antiderivative_small):
+    X, y = antiderivative_small
+    with pytest.raises(ValueError, match=r"returned an output of shape \(80, 3, 16\)"):
+        MoNORegressor(n_leaves=2, expert=_IgnoresChannels, **SMALL).fit(X, y)

@@ -125,3 +125,11 @@ def test_smoothing_2d_is_exact_at_every_resolution():
 def test_bad_arguments(make, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make(**kwargs)
+
+
+def test_burgers_on_odd_grids():
+    x = np.arange(15) / 15
+    u0 = (np.sin(2 * np.pi * x) + 0.5 * np.cos(4 * np.pi * x))[None]
+    odd = solve_burgers(u0, [0.3], 0.05, refine=3)  # 45 points
+    even = solve_burgers(u0, [0.3], 0.05, refine=16)  # 240 points
+    np.testing.assert_allclose(odd, even, atol=1e-4)

@@ -157,3 +157,57 @@ def test_gpu_model_loads_on_cpu(antiderivative_small, tmp_path):
     loaded = load(tmp_path / "m.npz", device="cpu")
     assert loaded.experts_[0].device == "cpu"
     np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-4, atol=1e-5)
+
+
+def test_a_plain_array_file_is_refused(tmp_path):
+    np.save(tmp_path / "weights.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="not a readable sklearn_mono model file"):
+        load(tmp_path / "weights.npy")
+
+
+def _resign(path, change_meta):
+    """Edit the description and recompute the digest, as an attacker could."""
+    import hashlib  # noqa: F401  (the digest function lives in the package)
+    import json
+
+    from sklearn_mono._persistence import _digest
+
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name].copy() for name in archive.files}
+    meta = json.loads(arrays.pop("__meta__").tobytes())
+    arrays.pop("__digest__")
+    change_meta(meta)
+    meta_bytes = json.dumps(meta).encode()
+    arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
+    digest = _digest(meta_bytes, {k: v for k, v in arrays.items() if k != "__meta__"})
+    arrays["__digest__"] = np.frombuffer(digest.encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_consistent_digest_but_inconsistent_model_is_refused(fitted_small, tmp_path):
+    path = tmp_path / "m.npz"
+
+    def huge_width(meta):  # would allocate terabytes if built before checking
+        meta["state"]["expert"]["kwargs"]["width"] = 10**6
+
+    def bad_parameter(meta):
+        meta["params"]["n_leaves"] = -3
+
+    def missing_part(meta):
+        del meta["state"]["tree"]
+
+    for change in (huge_width, bad_parameter, missing_part):
+        fitted_small.save(path)
+        _resign(path, change)
+        with pytest.raises(ValueError, match="consistent model"):
+            load(path)
+
+
+def test_save_uses_what_was_fitted_and_numpy_scalars(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=np.int64(2), **{**SMALL, "random_state": np.int64(0)}).fit(X, y)
+    model.set_params(width=64, expert="mlp")  # changed after fit: not what the experts are
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -179,12 +179,12 @@ def make_darcy(
     return {r: (X[:, :: fine // r, :: fine // r], y[:, :: fine // r, :: fine // r]) for r in sizes}
 
 
-def _burgers_step(u_hat, dt, k, viscosity, dealias):
+def _burgers_step(u_hat, dt, k, viscosity, dealias, n):
     """One step of 4th-order Runge-Kutta with an integrating factor for the viscosity."""
     half = np.exp(-viscosity * k**2 * dt / 2)
 
     def rhs(v_hat):
-        u = np.fft.irfft(v_hat * dealias, axis=-1)
+        u = np.fft.irfft(v_hat * dealias, n=n, axis=-1)
         return -0.5j * k * np.fft.rfft(u * u, axis=-1)
 
     k1 = rhs(u_hat)
@@ -233,7 +233,7 @@ def solve_burgers(u0, times, viscosity=0.05, *, refine=8, cfl=0.5):
         steps = max(1, int(np.ceil((target - t) / dt_max)))
         dt = (target - t) / steps
         for _ in range(steps):
-            u_hat = _burgers_step(u_hat, dt, k, viscosity, dealias)
+            u_hat = _burgers_step(u_hat, dt, k, viscosity, dealias, fine)
         t = target
         out.append(np.fft.irfft(u_hat, n=fine, axis=-1)[:, ::refine])
     return np.stack(out, axis=1)

@@ -239,16 +239,33 @@ def _trivial_loss(y, criterion, criterion_kwargs):
 
 
 def _initial_loss(module, X, y, criterion, criterion_kwargs, chunk=1024):
-    """Loss of the starting weights on the training data (0 when not finite)."""
+    """Loss of the starting weights on the training data (0 when not finite).
+
+    Also checks that the module's output has the targets' shape, so that a
+    user's expert that ignores ``pooled`` or the channel count fails with a
+    clear message rather than inside the loss.
+    """
     loss = criterion(**(criterion_kwargs or {}))
     was_training = module.training
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    loss = loss.to(device)
     module.eval()
     total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(X), chunk):
-            part = slice(start, start + chunk)
-            total += float(loss(module(X[part]), y[part])) * len(X[part])
-    module.train(was_training)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), chunk):
+                part = slice(start, start + chunk)
+                out = module(X[part].to(device))
+                if tuple(out.shape) != tuple(y[part].shape):
+                    raise ValueError(
+                        f"The expert {type(getattr(module, 'operator', module)).__name__} "
+                        f"returned an output of shape {tuple(out.shape)} for targets of "
+                        f"shape {tuple(y[part].shape)}; it must map (n, in_channels, *grid) "
+                        f"to (n, out_channels, *grid), or to (n, out_channels) when pooled."
+                    )
+                total += float(loss(out, y[part].to(device))) * len(out)
+    finally:
+        module.train(was_training)
     total /= max(len(X), 1)
     return total if np.isfinite(total) else 0.0
 
