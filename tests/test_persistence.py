@@ -167,7 +167,6 @@ def test_a_plain_array_file_is_refused(tmp_path):
 
 def _resign(path, change_meta):
     """Edit the description and recompute the digest, as an attacker could."""
-    import hashlib  # noqa: F401  (the digest function lives in the package)
     import json
 
     from sklearn_mono._persistence import _digest
