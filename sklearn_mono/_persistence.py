@@ -21,17 +21,22 @@ from numbers import Integral
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
+from sklearn.utils.validation import check_is_fitted
 
 from ._functions import TargetLayout
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder
-from .experts import FNO, MLP, RelativeL2Loss, Standardized, StandardizedMSELoss
+from ._regressor import _EXPERTS, MoNORegressor, _resolve_device
+from .experts import RelativeL2Loss, Standardized, StandardizedMSELoss
 from .experts._net import make_net
 
 FORMAT = "sklearn_mono.MoNORegressor"
 VERSION = 1
 _META, _DIGEST = "__meta__", "__digest__"
-_BUILTIN_EXPERTS = {"FNO": FNO, "MLP": MLP}
+_BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
+_PCA_ARRAYS = (
+    "components_", "mean_", "explained_variance_", "explained_variance_ratio_", "singular_values_",
+)
 _ENCODERS = {"FourierEncoder": FourierEncoder, "PCAEncoder": PCAEncoder}
 _TREE_ARRAYS = (
     "direction", "threshold", "children_left", "children_right", "parent", "leaf_id",
@@ -92,8 +97,7 @@ def _encoder_state(encoder, arrays):
             "noise_variance_": float(pca.noise_variance_),
             "n_features_in_": int(pca.n_features_in_),
         }
-        for attr in ("components_", "mean_", "explained_variance_",
-                     "explained_variance_ratio_", "singular_values_"):
+        for attr in _PCA_ARRAYS:
             arrays[f"encoder/pca/{attr}"] = getattr(pca, attr)
     return state
 
@@ -121,8 +125,7 @@ def _build_encoder(state, arrays):
         pca = PCA(n_components=state["pca"]["n_components_"], whiten=encoder.whiten)
         for attr, value in state["pca"].items():
             setattr(pca, attr, value)
-        for attr in ("components_", "mean_", "explained_variance_",
-                     "explained_variance_ratio_", "singular_values_"):
+        for attr in _PCA_ARRAYS:
             setattr(pca, attr, arrays[f"encoder/pca/{attr}"])
         encoder.pca_ = pca
     return encoder
@@ -130,8 +133,6 @@ def _build_encoder(state, arrays):
 
 def save_model(model, path):
     """Write a fitted ``MoNORegressor`` to ``path`` (see the module docstring)."""
-    from sklearn.utils.validation import check_is_fitted
-
     check_is_fitted(model)
     arrays = {}
     params = model.get_params(deep=False)
@@ -262,8 +263,6 @@ def load_model(path, *, device="auto", custom_objects=None):
 
 
 def _rebuild(path, meta, arrays, device, custom_objects):
-    from ._regressor import MoNORegressor, _resolve_device
-
     params, state = meta["params"], meta["state"]
     custom_objects = custom_objects or {}
     spec = state["expert"]
@@ -334,7 +333,9 @@ def _rebuild(path, meta, arrays, device, custom_objects):
             module, criterion=criterion, criterion_kwargs=kwargs, lr=model.lr,
             max_epochs=model.max_epochs, batch_size=model.batch_size, device=device,
         )
-        experts.append(net.initialize())
+        net.initialize()
+        net.module_.eval()
+        experts.append(net)
     model.experts_ = experts
     model._y_layout = TargetLayout(**state["y_layout"])
     fitted = dict(state["fitted"])
