@@ -501,7 +501,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             copy.deepcopy(root), lr=self.lr, max_epochs=self.max_epochs, device=device,
             **common,
         )
-        return fallback.initialize()
+        fallback.initialize()
+        fallback.module_.eval()
+        return fallback
 
     def _expert_class(self):
         if isinstance(self.expert, str):
@@ -704,13 +706,15 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 def _evaluate(net, A):
     """Forward pass of a trained expert's module on a numpy batch, back to numpy."""
     module = net.module_
-    was_training = module.training
-    module.eval()
+    was_training = module.training  # trained experts are left in eval mode
+    if was_training:
+        module.eval()
     try:
         with torch.inference_mode():
             out = module(torch.tensor(A, dtype=torch.float32, device=net.device))
     finally:
-        module.train(was_training)
+        if was_training:
+            module.train()
     return out.cpu().numpy()
 
 

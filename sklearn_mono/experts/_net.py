@@ -222,6 +222,7 @@ def train_expert(
                     failure = "the training loss became NaN or infinite"
             if failure is None:
                 net.set_params(batch_size=batch_size)
+                net.module_.eval()  # ready to predict
                 return net, notes
             retry = f"; retrying with lr={lr / 10:g}" if attempt < RETRIES else ""
             notes.append(f"Training of {name} failed at lr={lr:g}: {failure}{retry}.")
