@@ -568,7 +568,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
     def _encode(self, F):
         encoder = self.encoder_
-        if not isinstance(encoder, _FunctionEncoder) and F.shape[2:] != self.grid_:
+        if isinstance(encoder, _FunctionEncoder):
+            # F is already validated and in the encoder's layout.
+            return encoder._transform_functions(F)
+        if F.shape[2:] != self.grid_:
             F = resample(F, self.grid_)
         return encoder.transform(self._encoder_input(encoder, F))
 

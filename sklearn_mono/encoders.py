@@ -174,18 +174,23 @@ class FourierEncoder(_FunctionEncoder):
             Real part of every frequency, then imaginary parts of the
             non-zero frequencies, channel after channel.
         """
-        F, layout = self._validate_transform(X)
+        F, _ = self._validate_transform(X)
+        return self._transform_functions(F)
+
+    def _transform_functions(self, F):
+        """``transform`` of an array already in the ``(n, n_channels, *grid)`` layout."""
+        grid = F.shape[2:]
         need = 2 * np.abs(self.modes_).max(axis=0, initial=0) + 1
-        if any(n < m for n, m in zip(layout.grid, need)):
+        if any(n < m for n, m in zip(grid, need)):
             raise ValueError(
-                f"X is sampled on a grid {layout.grid}, too coarse for the "
+                f"X is sampled on a grid {grid}, too coarse for the "
                 f"{self.modes_.max(initial=0)} Fourier mode(s) fitted; expected at "
                 f"least {tuple(int(m) for m in need)} points."
             )
         axes = tuple(range(2, F.ndim))
         coef = np.fft.rfftn(F, axes=axes, norm="forward")
         index = tuple(
-            np.mod(self.modes_[:, i], n) for i, n in enumerate(layout.grid)
+            np.mod(self.modes_[:, i], n) for i, n in enumerate(grid)
         )
         picked = coef[(slice(None), slice(None)) + index]  # (n, C, n_freq)
         Z = np.concatenate([picked.real, picked.imag[:, :, 1:]], axis=2)
@@ -318,7 +323,11 @@ class PCAEncoder(_FunctionEncoder):
         Z : ndarray of shape (n_samples, `n_components_`)
             The principal components.
         """
-        F, layout = self._validate_transform(X)
-        if layout.grid != self.grid_:
+        F, _ = self._validate_transform(X)
+        return self._transform_functions(F)
+
+    def _transform_functions(self, F):
+        """``transform`` of an array already in the ``(n, n_channels, *grid)`` layout."""
+        if F.shape[2:] != self.grid_:
             F = resample(F, self.grid_)
         return self.pca_.transform(F.reshape(len(F), -1))

@@ -41,6 +41,43 @@ def test_spectral_conv_is_a_fourier_multiplier():
     torch.testing.assert_close(layer(u)[0, 0], expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "n_dim, grids",
+    [(1, [(16,), (17,), (5,)]), (2, [(16, 16), (9, 12), (7, 6)]), (3, [(8, 8, 8), (5, 6, 7)])],
+)
+def test_spectral_conv_bases_and_fft_paths_agree(n_dim, grids):
+    # The truncated-basis products and the FFTs are two evaluations of one
+    # layer: same values and same gradients, also on grids too coarse for
+    # every mode.
+    torch.manual_seed(0)
+    layer = SpectralConv(3, 4, n_dim=n_dim, n_modes=4).double()
+    for grid in grids:
+        x = torch.randn((2, 3) + grid, dtype=torch.float64, requires_grad=True)
+        by_bases, by_fft = layer._forward_bases(x), layer._forward_fft(x)
+        torch.testing.assert_close(by_bases, by_fft, atol=1e-12, rtol=1e-10)
+        g_bases = torch.autograd.grad(by_bases.square().sum(), [x, layer.weight])
+        g_fft = torch.autograd.grad(by_fft.square().sum(), [x, layer.weight])
+        for a, b in zip(g_bases, g_fft):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_spectral_conv_trains_on_a_grid_first_seen_in_inference():
+    # The bases cached during an inference-mode call must not be inference
+    # tensors, or a later training step on that grid would fail; and they are
+    # not pickled.
+    import pickle
+
+    layer = SpectralConv(2, 2, n_dim=2, n_modes=3)
+    x = torch.randn(1, 2, 10, 10)
+    with torch.inference_mode():
+        expected = layer(x)
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None
+    clone = pickle.loads(pickle.dumps(layer))
+    assert "_basis_cache" not in clone.__dict__
+    torch.testing.assert_close(clone(x).detach(), expected)
+
+
 def test_fno_shapes_and_super_resolution():
     model = FNO(2, 3, grid_shape=(16, 16), width=8, n_modes=4, n_layers=2)
     assert model(torch.zeros(4, 2, 16, 16)).shape == (4, 3, 16, 16)

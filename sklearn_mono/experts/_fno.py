@@ -15,6 +15,28 @@ def _grid_coordinates(grid, like):
     return torch.stack(mesh).unsqueeze(0)
 
 
+class _CoordinateCache:
+    """Grid coordinates per (grid, dtype, device), built once and reused.
+
+    Kept outside the module's state: they are rebuilt on demand after
+    pickling, and are never inference tensors, so that a grid first seen in
+    ``predict`` can later be trained on.
+    """
+
+    def __init__(self):
+        self.table = {}
+
+    def __call__(self, grid, like):
+        key = (grid, like.dtype, str(like.device))
+        if key not in self.table:
+            with torch.inference_mode(False):
+                self.table[key] = _grid_coordinates(grid, like)
+        return self.table[key]
+
+    def __getstate__(self):
+        return {"table": {}}
+
+
 def _pointwise(n_dim, in_channels, out_channels):
     """A linear map applied at every grid point (a 1x1 convolution)."""
     return (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n_dim - 1](in_channels, out_channels, 1)
@@ -96,10 +118,11 @@ class FNO(nn.Module):
             _pointwise(self.n_dim, 2 * width, out_channels),
         )
         self.act = nn.GELU()
+        self._coordinates = _CoordinateCache()
 
     def forward(self, x):
-        grid = x.shape[2:]
-        coords = _grid_coordinates(grid, x).expand(x.shape[0], -1, *grid)
+        grid = tuple(x.shape[2:])
+        coords = self._coordinates(grid, x).expand(x.shape[0], -1, *grid)
         h = self.lift(torch.cat([x, coords], dim=1))
         pads = [round(self.padding * n) for n in grid]
         if any(pads):

@@ -6,6 +6,9 @@ from math import sqrt
 import torch
 from torch import nn
 
+# Up to this many samples, 2-D and 3-D layers use the truncated bases.
+_SMALL_BATCH = 8
+
 
 class SpectralConv(nn.Module):
     """Fourier layer ``v -> IFFT(R · FFT(v))`` on 1-D, 2-D or 3-D grids.
@@ -49,7 +52,99 @@ class SpectralConv(nn.Module):
         # see ordinary real tensors.
         self.weight = nn.Parameter(scale * torch.rand(shape) * sqrt(2.0))
 
+    def full_weight(self):
+        """Complex weights over every kept frequency, shape ``(in, out, *K)``.
+
+        Non-last axes hold ``2 * n_modes`` frequencies, ordered
+        ``0 .. n_modes - 1, -n_modes .. -1``; the last axis holds
+        ``0 .. n_modes - 1``.
+        """
+        d, m = self.n_dim, self.n_modes
+        n_in, n_out = self.weight.shape[1:3]
+        w = torch.view_as_complex(self.weight)  # (blocks, in, out, m, ..., m)
+        if d == 1:
+            return w[0]
+        # Block index -> one sign per non-last axis; interleave sign and mode.
+        w = w.reshape((2,) * (d - 1) + (n_in, n_out) + (m,) * d)
+        order = [d - 1, d]  # in, out
+        for axis in range(d - 1):
+            order += [axis, d + 1 + axis]  # sign, then mode, of this axis
+        order.append(2 * d)  # the last axis' modes
+        return w.permute(order).reshape((n_in, n_out) + (2 * m,) * (d - 1) + (m,))
+
+    def _bases(self, grid, dtype, device):
+        """Truncated Fourier bases of a grid: one (forward, inverse) pair per axis.
+
+        The forward basis of an axis with ``n`` points maps samples to the
+        kept frequencies, ``exp(-2πi k j / n) / n``, with the frequencies
+        this grid does not resolve (``|k| > (n - 1) // 2``) set to zero; the
+        inverse maps them back, ``exp(2πi k j / n)``. On a non-last axis both
+        are complex matrices, ``(n, K)`` and ``(K, n)``, applied from the
+        right. On the last axis they are real, with real and imaginary parts
+        interleaved: ``(n, 2m)`` takes real samples to the half spectrum, and
+        ``(2m, n)`` takes it back to the real function (conjugate
+        frequencies counted twice). Built once per grid and kept.
+        """
+        key = (grid, dtype, str(device))
+        cache = self.__dict__.setdefault("_basis_cache", {})
+        if key not in cache:
+            # Constants that training may use: never inference tensors.
+            with torch.inference_mode(False), torch.no_grad():
+                m = self.n_modes
+                cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+                bases = []
+                for axis, n in enumerate(grid):
+                    last = axis == len(grid) - 1
+                    k = torch.arange(m) if last else torch.cat([torch.arange(m), torch.arange(-m, 0)])
+                    angle = 2 * torch.pi * torch.outer(torch.arange(n), k).double() / n  # (n, K)
+                    keep = (k.abs() <= (n - 1) // 2).double()
+                    if last:
+                        twice = keep * torch.where(k == 0, 1.0, 2.0)
+                        forward = torch.stack([angle.cos(), -angle.sin()], -1) * (keep / n)[:, None]
+                        inverse = torch.stack([angle.cos(), -angle.sin()], -1) * twice[:, None]
+                        pair = (forward.reshape(n, 2 * m), inverse.permute(1, 2, 0).reshape(2 * m, n))
+                        bases.append(tuple(b.to(device, dtype) for b in pair))
+                    else:
+                        forward = torch.polar(keep / n, -angle)  # (n, K)
+                        inverse = torch.polar(keep.expand_as(angle), angle).T  # (K, n)
+                        bases.append((forward.to(device, cdtype), inverse.to(device, cdtype)))
+                cache[key] = bases
+        return cache[key]
+
+    def __getstate__(self):
+        # The bases are rebuilt on demand; they are not part of the model.
+        state = self.__dict__.copy()
+        state.pop("_basis_cache", None)
+        return state
+
     def forward(self, x):
+        # Two exact evaluations of the same layer. Products with truncated
+        # Fourier bases cost less than FFTs of the whole grid on 1-D grids and
+        # on a few 2-D or 3-D samples (single queries); on larger 2-D and 3-D
+        # batches the FFTs win, since complex batched products are slow on CPU.
+        if self.n_dim == 1 or x.shape[0] <= _SMALL_BATCH:
+            return self._forward_bases(x)
+        return self._forward_fft(x)
+
+    def _forward_bases(self, x):
+        """The layer through products with the truncated Fourier bases."""
+        d = self.n_dim
+        bases = self._bases(tuple(x.shape[-d:]), x.dtype, x.device)
+        # Samples to kept frequencies: the last axis (real samples), then each
+        # other axis in turn, moved last so that every step is one matrix
+        # product; the frequency axes end up ordered (last, first, second, ..).
+        coef = torch.view_as_complex(torch.matmul(x, bases[-1][0]).unflatten(-1, (-1, 2)))
+        for axis in range(d - 1):
+            coef = torch.matmul(coef.movedim(2, -1), bases[axis][0])
+        coef = torch.einsum("bi...,io...->bo...", coef, self.full_weight().movedim(-1, 2))
+        # And back, restoring the grid's axis order, to a real function.
+        for axis in reversed(range(d - 1)):
+            coef = torch.matmul(coef, bases[axis][1]).movedim(-1, 2)
+        real = torch.view_as_real(coef)
+        return torch.matmul(real.reshape(real.shape[:-2] + (-1,)), bases[-1][1])
+
+    def _forward_fft(self, x):
+        """The layer through FFTs of the whole grid."""
         dims = tuple(range(-self.n_dim, 0))
         grid = tuple(x.shape[-self.n_dim :])
         coef = torch.fft.rfftn(x, dim=dims, norm="forward")
