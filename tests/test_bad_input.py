@@ -124,3 +124,22 @@ def test_custom_expert_with_wrong_output_shape(antiderivative_small):
     X, y = antiderivative_small
     with pytest.raises(ValueError, match=r"returned an output of shape \(80, 3, 16\)"):
         MoNORegressor(n_leaves=2, expert=_IgnoresChannels, **SMALL).fit(X, y)
+
+
+def test_fast_and_full_validation_agree(fitted_small, antiderivative_small):
+    # Plain float arrays skip scikit-learn's checks; every other form of the
+    # same query goes through them and must give the same predictions, and a
+    # plain array that fails any check still gets scikit-learn's message.
+    X = antiderivative_small[0][:5]
+    expected = fitted_small.predict(X)
+    np.testing.assert_array_equal(fitted_small.predict(X.tolist()), expected)
+    np.testing.assert_array_equal(fitted_small.predict(np.asfortranarray(X)), expected)
+    np.testing.assert_allclose(
+        fitted_small.predict(X.astype(np.float32)), expected, rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="NaN"):
+        fitted_small.predict(_with(X, (0, 0), np.nan))
+    with pytest.raises(ValueError, match="features, but MoNORegressor is expecting"):
+        fitted_small.predict(X[:, :-1])
+    with pytest.raises(ValueError, match="0 sample"):
+        fitted_small.predict(X[:0])

@@ -42,12 +42,25 @@ def _pointwise(n_dim, in_channels, out_channels):
     return (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n_dim - 1](in_channels, out_channels, 1)
 
 
+def _apply_pointwise(conv, h):
+    """``conv(h)`` for a 1x1 convolution, as one batched matrix product.
+
+    The same numbers as the convolution, several times faster on CPU for the
+    small channel counts of an expert.
+    """
+    n, grid = h.shape[0], h.shape[2:]
+    weight = conv.weight.view(conv.out_channels, conv.in_channels).expand(n, -1, -1)
+    out = torch.baddbmm(conv.bias.view(-1, 1), weight, h.reshape(n, conv.in_channels, -1))
+    return out.view((n, conv.out_channels) + tuple(grid))
+
+
 class FNO(nn.Module):
     """Fourier neural operator on 1-D, 2-D or 3-D grids.
 
     Lifts the input channels, together with the grid coordinates, to
     ``width`` channels; applies ``n_layers`` Fourier layers (a spectral
-    convolution plus a pointwise linear map, then GELU); and projects back to
+    convolution plus a pointwise linear map, then GELU, in its tanh
+    approximation, cheaper to evaluate); and projects back to
     ``out_channels`` with a two-layer pointwise network. Every weight acts
     either on a fixed set of Fourier modes or pointwise, so the operator can
     be evaluated on grids finer than the one it was trained on.
@@ -114,27 +127,28 @@ class FNO(nn.Module):
         )
         self.project = nn.Sequential(
             _pointwise(self.n_dim, width, 2 * width),
-            nn.GELU(),
+            nn.GELU(approximate="tanh"),
             _pointwise(self.n_dim, 2 * width, out_channels),
         )
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate="tanh")
         self._coordinates = _CoordinateCache()
 
     def forward(self, x):
         grid = tuple(x.shape[2:])
         coords = self._coordinates(grid, x).expand(x.shape[0], -1, *grid)
-        h = self.lift(torch.cat([x, coords], dim=1))
+        h = _apply_pointwise(self.lift, torch.cat([x, coords], dim=1))
         pads = [round(self.padding * n) for n in grid]
         if any(pads):
             # F.pad lists the last axis first.
             h = nn.functional.pad(h, [p for n in reversed(pads) for p in (0, n)])
         for i, (spectral, mix) in enumerate(zip(self.spectral, self.mix)):
-            h = spectral(h) + mix(h)
+            h = spectral(h) + _apply_pointwise(mix, h)
             if i < len(self.spectral) - 1:
                 h = self.act(h)
         if any(pads):
             h = h[(slice(None), slice(None)) + tuple(slice(0, n) for n in grid)]
-        out = self.project(h)
+        first, act, last = self.project
+        out = _apply_pointwise(last, act(_apply_pointwise(first, h)))
         if self.pooled:
             return out.mean(dim=tuple(range(2, out.ndim)))
         return out

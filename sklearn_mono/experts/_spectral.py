@@ -135,11 +135,17 @@ class SpectralConv(nn.Module):
         # product; the frequency axes end up ordered (last, first, second, ..).
         coef = torch.view_as_complex(torch.matmul(x, bases[-1][0]).unflatten(-1, (-1, 2)))
         for axis in range(d - 1):
-            coef = torch.matmul(coef.movedim(2, -1), bases[axis][0])
-        coef = torch.einsum("bi...,io...->bo...", coef, self.full_weight().movedim(-1, 2))
+            coef = _matmul_2d(coef.movedim(2, -1), bases[axis][0])
+        weight = self.full_weight().movedim(-1, 2)
+        if d == 1:
+            coef = torch.einsum("bi...,io...->bo...", coef, weight)
+        else:
+            # Few samples, many frequencies: a broadcast product beats a
+            # complex batched product over the frequencies.
+            coef = (coef.unsqueeze(2) * weight).sum(1)
         # And back, restoring the grid's axis order, to a real function.
         for axis in reversed(range(d - 1)):
-            coef = torch.matmul(coef, bases[axis][1]).movedim(-1, 2)
+            coef = _matmul_2d(coef, bases[axis][1]).movedim(-1, 2)
         real = torch.view_as_real(coef)
         return torch.matmul(real.reshape(real.shape[:-2] + (-1,)), bases[-1][1])
 
@@ -176,3 +182,8 @@ class SpectralConv(nn.Module):
             w = weight[(b, slice(None), slice(None)) + tuple(held)]
             out[block] = torch.einsum("bi...,io...->bo...", coef[block], w)
         return torch.fft.irfftn(out, s=grid, dim=dims, norm="forward")
+
+
+def _matmul_2d(t, matrix):
+    """``t @ matrix`` as one 2-D product (complex batched products are slow on CPU)."""
+    return torch.mm(t.reshape(-1, t.shape[-1]), matrix).view(t.shape[:-1] + matrix.shape[-1:])
