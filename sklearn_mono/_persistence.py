@@ -31,7 +31,8 @@ from .experts import RelativeL2Loss, Standardized, StandardizedMSELoss
 from .experts._net import make_net
 
 FORMAT = "sklearn_mono.MoNORegressor"
-VERSION = 1
+# 2: the FNO expert uses the tanh approximation of GELU (1 used the exact form).
+VERSION = 2
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (

@@ -568,8 +568,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
     def _encode(self, F):
         encoder = self.encoder_
-        if isinstance(encoder, _FunctionEncoder):
-            # F is already validated and in the encoder's layout.
+        if type(encoder) in (FourierEncoder, PCAEncoder):
+            # F is already validated and in the encoder's layout. (A subclass
+            # may override transform, so it goes through transform.)
             return encoder._transform_functions(F)
         if F.shape[2:] != self.grid_:
             F = resample(F, self.grid_)

@@ -114,3 +114,14 @@ def test_relative_l2_loss():
     pred = torch.tensor([[3.0, 4.0], [0.0, 3.0]])
     assert loss(pred, target).item() == pytest.approx(0.25)
     assert torch.isfinite(loss(pred, torch.zeros(2, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside torch's compiler import
+def test_compiled_spectral_conv_still_pickles():
+    import copy
+    import pickle
+
+    layer = SpectralConv(2, 2, n_dim=1, n_modes=3)
+    layer.compile()
+    assert isinstance(pickle.loads(pickle.dumps(layer)), SpectralConv)
+    copy.deepcopy(layer)

@@ -200,3 +200,23 @@ def test_verbose_progress(antiderivative_small, capsys):
     assert "leaf 2/2" in err and "epoch" in err
     MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
     assert capsys.readouterr().err == ""
+
+
+def test_encoder_subclass_transform_is_used_at_predict(antiderivative_small):
+    # A subclass of a package encoder that overrides transform must route
+    # with its own transform at predict too, as it did at fit.
+    from sklearn_mono.encoders import FourierEncoder
+
+    class Flipped(FourierEncoder):
+        calls = 0
+
+        def transform(self, X):
+            type(self).calls += 1
+            return -super().transform(X)
+
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, encoder=Flipped(n_modes=2), **SMALL).fit(X, y)
+    before = Flipped.calls
+    leaves = model.apply(X)
+    assert Flipped.calls > before
+    np.testing.assert_array_equal(leaves, model.tree_.apply(model.encoder_.transform(X)))

@@ -135,7 +135,10 @@ class FNO(nn.Module):
 
     def forward(self, x):
         grid = tuple(x.shape[2:])
-        coords = self._coordinates(grid, x).expand(x.shape[0], -1, *grid)
+        cache = self.__dict__.get("_coordinates")
+        if cache is None:  # an expert pickled before the cache existed
+            cache = self.__dict__["_coordinates"] = _CoordinateCache()
+        coords = cache(grid, x).expand(x.shape[0], -1, *grid)
         h = _apply_pointwise(self.lift, torch.cat([x, coords], dim=1))
         pads = [round(self.padding * n) for n in grid]
         if any(pads):

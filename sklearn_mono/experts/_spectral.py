@@ -113,7 +113,7 @@ class SpectralConv(nn.Module):
 
     def __getstate__(self):
         # The bases are rebuilt on demand; they are not part of the model.
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_basis_cache", None)
         return state
 
