@@ -53,6 +53,8 @@ BEST = {
     "Burgers": dict(n_leaves=4, width=14, n_modes=6, root_epochs=150, max_epochs=20, lr=5e-3),
 }
 FNO_EPOCHS = 100  # = root_epochs + max_epochs of the default MoNORegressor
+FNO_NAME = f"neuraloperator FNO (w32, 8 modes), {FNO_EPOCHS} epochs"
+FNO_MATCHED = "neuraloperator FNO (w32, 8 modes), best's epochs"
 
 
 class NeuralopFNO:
@@ -179,10 +181,6 @@ def models(problem, n_dim, out_channels, quick):
             transformer=StandardScaler())),
         "GP on 16 PCA features": lambda: Flat(gp_on_pca()),
     }
-
-
-FNO_NAME = f"neuraloperator FNO (w32, 8 modes), {FNO_EPOCHS} epochs"
-FNO_MATCHED = "neuraloperator FNO (w32, 8 modes), best's epochs"
 
 
 def n_params(model):

@@ -5,7 +5,7 @@ from math import prod
 import torch
 from torch import nn
 
-from ._spectral import SpectralConv
+from ._spectral import SpectralConv, _grid_cache
 
 
 def _grid_coordinates(grid, like):
@@ -13,28 +13,6 @@ def _grid_coordinates(grid, like):
     axes = [torch.arange(n, device=like.device, dtype=like.dtype) / n for n in grid]
     mesh = torch.meshgrid(*axes, indexing="ij")
     return torch.stack(mesh).unsqueeze(0)
-
-
-class _CoordinateCache:
-    """Grid coordinates per (grid, dtype, device), built once and reused.
-
-    Kept outside the module's state: they are rebuilt on demand after
-    pickling, and are never inference tensors, so that a grid first seen in
-    ``predict`` can later be trained on.
-    """
-
-    def __init__(self):
-        self.table = {}
-
-    def __call__(self, grid, like):
-        key = (grid, like.dtype, str(like.device))
-        if key not in self.table:
-            with torch.inference_mode(False):
-                self.table[key] = _grid_coordinates(grid, like)
-        return self.table[key]
-
-    def __getstate__(self):
-        return {"table": {}}
 
 
 def _pointwise(n_dim, in_channels, out_channels):
@@ -131,14 +109,13 @@ class FNO(nn.Module):
             _pointwise(self.n_dim, 2 * width, out_channels),
         )
         self.act = nn.GELU(approximate="tanh")
-        self._coordinates = _CoordinateCache()
 
     def forward(self, x):
         grid = tuple(x.shape[2:])
-        cache = self.__dict__.get("_coordinates")
-        if cache is None:  # an expert pickled before the cache existed
-            cache = self.__dict__["_coordinates"] = _CoordinateCache()
-        coords = cache(grid, x).expand(x.shape[0], -1, *grid)
+        coords = _grid_cache(self, "_coordinates").get(
+            (grid, x.dtype, str(x.device)), lambda: _grid_coordinates(grid, x)
+        )
+        coords = coords.expand(x.shape[0], -1, *grid)
         h = _apply_pointwise(self.lift, torch.cat([x, coords], dim=1))
         pads = [round(self.padding * n) for n in grid]
         if any(pads):

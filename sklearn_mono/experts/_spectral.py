@@ -85,37 +85,30 @@ class SpectralConv(nn.Module):
         ``(2m, n)`` takes it back to the real function (conjugate
         frequencies counted twice). Built once per grid and kept.
         """
-        key = (grid, dtype, str(device))
-        cache = self.__dict__.setdefault("_basis_cache", {})
-        if key not in cache:
-            # Constants that training may use: never inference tensors.
-            with torch.inference_mode(False), torch.no_grad():
-                m = self.n_modes
-                cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-                bases = []
-                for axis, n in enumerate(grid):
-                    last = axis == len(grid) - 1
-                    k = torch.arange(m) if last else torch.cat([torch.arange(m), torch.arange(-m, 0)])
-                    angle = 2 * torch.pi * torch.outer(torch.arange(n), k).double() / n  # (n, K)
-                    keep = (k.abs() <= (n - 1) // 2).double()
-                    if last:
-                        twice = keep * torch.where(k == 0, 1.0, 2.0)
-                        forward = torch.stack([angle.cos(), -angle.sin()], -1) * (keep / n)[:, None]
-                        inverse = torch.stack([angle.cos(), -angle.sin()], -1) * twice[:, None]
-                        pair = (forward.reshape(n, 2 * m), inverse.permute(1, 2, 0).reshape(2 * m, n))
-                        bases.append(tuple(b.to(device, dtype) for b in pair))
-                    else:
-                        forward = torch.polar(keep / n, -angle)  # (n, K)
-                        inverse = torch.polar(keep.expand_as(angle), angle).T  # (K, n)
-                        bases.append((forward.to(device, cdtype), inverse.to(device, cdtype)))
-                cache[key] = bases
-        return cache[key]
+        return _grid_cache(self, "_basis_cache").get(
+            (grid, dtype, str(device)), lambda: self._build_bases(grid, dtype, device)
+        )
 
-    def __getstate__(self):
-        # The bases are rebuilt on demand; they are not part of the model.
-        state = super().__getstate__()
-        state.pop("_basis_cache", None)
-        return state
+    def _build_bases(self, grid, dtype, device):
+        m = self.n_modes
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        bases = []
+        for axis, n in enumerate(grid):
+            last = axis == len(grid) - 1
+            k = torch.arange(m) if last else torch.cat([torch.arange(m), torch.arange(-m, 0)])
+            angle = 2 * torch.pi * torch.outer(torch.arange(n), k).double() / n  # (n, K)
+            keep = (k.abs() <= (n - 1) // 2).double()
+            if last:
+                cos_sin = torch.stack([angle.cos(), -angle.sin()], -1)  # (n, m, 2)
+                forward = cos_sin * (keep / n)[:, None]
+                inverse = cos_sin * (keep * torch.where(k == 0, 1.0, 2.0))[:, None]
+                pair = (forward.reshape(n, 2 * m), inverse.permute(1, 2, 0).reshape(2 * m, n))
+                bases.append(tuple(b.to(device, dtype) for b in pair))
+            else:
+                forward = torch.polar(keep / n, -angle)  # (n, K)
+                inverse = torch.polar(keep.expand_as(angle), angle).T  # (K, n)
+                bases.append((forward.to(device, cdtype), inverse.to(device, cdtype)))
+        return bases
 
     def forward(self, x):
         # Two exact evaluations of the same layer. Products with truncated
@@ -187,3 +180,36 @@ class SpectralConv(nn.Module):
 def _matmul_2d(t, matrix):
     """``t @ matrix`` as one 2-D product (complex batched products are slow on CPU)."""
     return torch.mm(t.reshape(-1, t.shape[-1]), matrix).view(t.shape[:-1] + matrix.shape[-1:])
+
+
+class _GridCache:
+    """Constants a module derives from the grid it is evaluated on, per key.
+
+    Each value is built once, outside inference mode and without gradients,
+    so that a grid first seen in ``predict`` can later be trained on. The
+    cache is not part of the model: it pickles and deep-copies as empty.
+    """
+
+    def __init__(self):
+        self.table = {}
+
+    def get(self, key, build):
+        if key not in self.table:
+            with torch.inference_mode(False), torch.no_grad():
+                self.table[key] = build()
+        return self.table[key]
+
+    def __bool__(self):
+        return bool(self.table)
+
+    def __reduce_ex__(self, protocol):
+        return (_GridCache, ())
+
+
+def _grid_cache(module, name):
+    """The :class:`_GridCache` stored as ``name`` on ``module``, created when
+    absent (also on a module pickled before it had one)."""
+    cache = module.__dict__.get(name)
+    if cache is None:
+        cache = module.__dict__[name] = _GridCache()
+    return cache
