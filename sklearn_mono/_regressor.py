@@ -127,7 +127,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         and maps ``(n, in_channels, *grid)`` to ``(n, out_channels, *grid)``,
         or to ``(n, out_channels)`` when ``pooled`` is true (scalar targets).
         It may evaluate on other grids if it sets ``resolution_invariant = True``.
-    width : int, default=32
+        The built-in FNO expert uses factorised Fourier layers on 2-D and 3-D
+        grids (one 1-D transform per axis, see
+        :class:`~sklearn_mono.experts.FactorizedSpectralConv`); pass
+        ``expert_kwargs={"factorized": False}`` for full multi-dimensional ones.
+    width : int, default=24
         Hidden channels of the built-in experts.
     n_modes : int, default=16
         Fourier modes per axis of the FNO expert, capped by the fit grid.
@@ -286,7 +290,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         encoder="fourier",
         split="pca",
         expert="fno",
-        width=32,
+        width=24,
         n_modes=16,
         n_layers=4,
         expert_kwargs=None,
@@ -518,7 +522,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     def _expert_kwargs(self, expert_cls):
         kwargs = {}
         if expert_cls is FNO:
-            kwargs = dict(width=self.width, n_modes=self.n_modes, n_layers=self.n_layers)
+            kwargs = dict(
+                width=self.width, n_modes=self.n_modes, n_layers=self.n_layers, factorized=True
+            )
         elif expert_cls is MLP:
             kwargs = dict(width=self.width, n_layers=self.n_layers)
         kwargs.update(self.expert_kwargs or {})

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_mono.experts import FNO, MLP, RelativeL2Loss, SpectralConv, count_parameters
+from sklearn_mono.experts import (
+    FNO,
+    MLP,
+    FactorizedSpectralConv,
+    RelativeL2Loss,
+    SpectralConv,
+    count_parameters,
+)
 
 
 def _band_limited(n_points, n_dim, seed=0):
@@ -76,6 +83,95 @@ def test_spectral_conv_trains_on_a_grid_first_seen_in_inference():
     clone = pickle.loads(pickle.dumps(layer))
     assert not clone.__dict__.get("_basis_cache")
     torch.testing.assert_close(clone(x).detach(), expected)
+
+
+def _axis_multiplier_reference(layer, x):
+    """The factorised layer written out with FFTs: along each axis, keep the
+    resolved frequencies 0 <= k < n_modes, map channels, transform back."""
+    out = 0
+    for axis, conv in enumerate(layer.axes):
+        dim = x.ndim - layer.n_dim + axis
+        n = x.shape[dim]
+        m = min(layer.n_modes, (n - 1) // 2 + 1)
+        coef = torch.fft.rfft(x, dim=dim, norm="forward").movedim(dim, -1)[..., :m]
+        weight = torch.view_as_complex(conv.weight)[0, ..., :m]  # (in, out, m)
+        mapped = torch.einsum("bi...k,iok->bo...k", coef, weight)
+        full = torch.zeros(mapped.shape[:-1] + (n // 2 + 1,), dtype=mapped.dtype)
+        full[..., :m] = mapped
+        out = out + torch.fft.irfft(full.movedim(-1, dim), n=n, dim=dim, norm="forward")
+    return out
+
+
+@pytest.mark.parametrize("n_dim, grids", [(2, [(16, 16), (9, 12), (5, 6)]), (3, [(8, 6, 7)])])
+def test_factorized_spectral_conv_matches_per_axis_ffts(n_dim, grids):
+    torch.manual_seed(0)
+    layer = FactorizedSpectralConv(3, 4, n_dim=n_dim, n_modes=4).double()
+    assert count_parameters(layer) == n_dim * 3 * 4 * 4 * 2
+    for grid in grids:
+        x = torch.randn((2, 3) + grid, dtype=torch.float64, requires_grad=True)
+        out, expected = layer(x), _axis_multiplier_reference(layer, x)
+        assert out.shape == (2, 4) + grid
+        torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-10)
+        grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+        reference = torch.autograd.grad(expected.square().sum(), [x, *layer.parameters()])
+        for a, b in zip(grads, reference):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_dim", [2, 3])
+def test_factorized_spectral_conv_is_resolution_invariant(n_dim):
+    torch.manual_seed(0)
+    layer = FactorizedSpectralConv(1, 2, n_dim=n_dim, n_modes=4)
+    coarse, fine = _band_limited(12, n_dim), _band_limited(24, n_dim)
+    out_coarse, out_fine = layer(coarse), layer(fine)
+    subsample = (slice(None), slice(None)) + (slice(None, None, 2),) * n_dim
+    torch.testing.assert_close(out_fine[subsample], out_coarse, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("grid", [(16, 16), (9, 12), (5, 6, 7)])
+def test_factorized_dense_inference_matches_the_training_path(grid, monkeypatch):
+    # Single queries in inference apply each axis as a dense matrix; it must
+    # give the training path's numbers, follow weight changes, and fall back
+    # to the transforms when the matrix would be too large.
+    from sklearn_mono.experts import _spectral
+
+    torch.manual_seed(0)
+    layer = FactorizedSpectralConv(3, 4, n_dim=len(grid), n_modes=4).double()
+    x = torch.randn((2, 3) + grid, dtype=torch.float64)
+
+    def inference():
+        layer.eval()
+        with torch.inference_mode():
+            return layer(x)
+
+    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    assert layer.__dict__["_matrix_cache"]
+    with torch.no_grad():  # an edit in evaluation mode, without train()
+        layer.axes[0].weight.mul_(-2.0)
+    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    layer.train()
+    layer(x).square().sum().backward()
+    torch.optim.SGD(layer.parameters(), lr=0.1).step()
+    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    monkeypatch.setattr(_spectral, "_DENSE_LIMIT", 1)
+    layer.train(False)
+    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    assert not layer.__dict__.get("_matrix_cache")
+
+
+def test_factorized_fno_has_fewer_weights_and_is_unchanged_in_1d():
+    full = FNO(1, 1, grid_shape=(16, 16), width=8, n_modes=6, n_layers=2)
+    factorized = FNO(1, 1, grid_shape=(16, 16), width=8, n_modes=6, n_layers=2, factorized=True)
+    assert count_parameters(full) - count_parameters(factorized) == 2 * 8 * 8 * 2 * (2 * 36 - 2 * 6)
+    assert factorized(torch.zeros(3, 1, 32, 32)).shape == (3, 1, 32, 32)
+    # On a 1-D grid the two are one layer: same weights, same outputs.
+    torch.manual_seed(0)
+    plain = FNO(1, 2, grid_shape=(16,), width=8, n_modes=6)
+    torch.manual_seed(0)
+    same = FNO(1, 2, grid_shape=(16,), width=8, n_modes=6, factorized=True)
+    x = torch.randn(4, 1, 16)
+    torch.testing.assert_close(plain(x), same(x))
+    assert plain.state_dict().keys() == same.state_dict().keys()
 
 
 def test_fno_shapes_and_super_resolution():

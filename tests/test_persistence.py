@@ -47,6 +47,22 @@ def test_save_load_round_trip(params, target, antiderivative_small, tmp_path):
     assert loaded.predict(X).shape == y.shape
 
 
+@pytest.mark.parametrize("factorized", [True, False])
+def test_save_load_round_trip_on_a_2d_grid(factorized, tmp_path):
+    # The default FNO expert has factorised Fourier layers on 2-D grids; full
+    # ones are kept on request, and both come back as they were fitted.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 8))
+    y = np.cumsum(X, axis=2) / 8
+    kwargs = {} if factorized else {"expert_kwargs": {"factorized": False}}
+    model = MoNORegressor(n_leaves=2, **SMALL, **kwargs).fit(X, y)
+    layer = model.experts_[0].module_.operator.spectral[0]
+    assert type(layer).__name__ == ("FactorizedSpectralConv" if factorized else "SpectralConv")
+    path = tmp_path / "model.npz"
+    model.save(path)
+    _same(load(path, device="cpu"), model, X)
+
+
 def test_save_load_keeps_feature_names(antiderivative_small, tmp_path):
     X, y = antiderivative_small
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])

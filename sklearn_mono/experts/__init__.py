@@ -2,10 +2,11 @@
 
 from ._fno import FNO, MLP
 from ._net import RelativeL2Loss, Standardized, StandardizedMSELoss, count_parameters
-from ._spectral import SpectralConv
+from ._spectral import FactorizedSpectralConv, SpectralConv
 
 __all__ = [
     "FNO",
+    "FactorizedSpectralConv",
     "MLP",
     "RelativeL2Loss",
     "SpectralConv",
