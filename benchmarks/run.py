@@ -219,7 +219,7 @@ def evaluate(problem, train, tests, n_dim, out_channels, quick):
             errors.append(
                 relative_l2_error(y_test, model.predict(X_test)) if same_grid or invariant else None
             )
-        one, thousand = latency(model, tests[0][0], 5 if quick else 30)
+        one, thousand = latency(model, tests[0][0], 5 if quick else 100)
         active, total = n_params(model)
         rows.append(dict(problem=problem, model=name, errors=errors, fit=fit_seconds,
                          one=one, thousand=thousand, active=active, total=total))

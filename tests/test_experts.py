@@ -221,3 +221,9 @@ def test_compiled_spectral_conv_still_pickles():
     layer.compile()
     assert isinstance(pickle.loads(pickle.dumps(layer)), SpectralConv)
     copy.deepcopy(layer)
+
+
+@pytest.mark.parametrize("layer", [SpectralConv, FactorizedSpectralConv])
+def test_spectral_layers_refuse_other_grid_dimensions(layer):
+    with pytest.raises(ValueError, match=f"{layer.__name__} supports 1, 2 or 3 grid axes, got 4"):
+        layer(1, 1, n_dim=4, n_modes=2)

@@ -40,8 +40,7 @@ class SpectralConv(nn.Module):
 
     def __init__(self, in_channels, out_channels, n_dim, n_modes):
         super().__init__()
-        if n_dim not in (1, 2, 3):
-            raise ValueError(f"SpectralConv supports 1, 2 or 3 grid axes, got {n_dim}.")
+        _check_n_dim(type(self), n_dim)
         self.n_dim = n_dim
         self.n_modes = n_modes
         # One block of weights per sign pattern of the non-last axes.
@@ -177,6 +176,11 @@ class SpectralConv(nn.Module):
         return torch.fft.irfftn(out, s=grid, dim=dims, norm="forward")
 
 
+def _check_n_dim(cls, n_dim):
+    if n_dim not in (1, 2, 3):
+        raise ValueError(f"{cls.__name__} supports 1, 2 or 3 grid axes, got {n_dim}.")
+
+
 def _matmul_2d(t, matrix):
     """``t @ matrix`` as one 2-D product (complex batched products are slow on CPU)."""
     return torch.mm(t.reshape(-1, t.shape[-1]), matrix).view(t.shape[:-1] + matrix.shape[-1:])
@@ -247,10 +251,7 @@ class FactorizedSpectralConv(nn.Module):
 
     def __init__(self, in_channels, out_channels, n_dim, n_modes):
         super().__init__()
-        if n_dim not in (1, 2, 3):
-            raise ValueError(
-                f"FactorizedSpectralConv supports 1, 2 or 3 grid axes, got {n_dim}."
-            )
+        _check_n_dim(type(self), n_dim)
         self.n_dim = n_dim
         self.n_modes = n_modes
         self.axes = nn.ModuleList(
@@ -262,40 +263,46 @@ class FactorizedSpectralConv(nn.Module):
         # applied as the dense matrix it amounts to along that axis: one
         # product instead of a dozen small operations.
         dense = not (self.training or torch.is_grad_enabled()) and x.shape[0] <= _SMALL_BATCH
+        matrices = self._axis_matrices(x) if dense else None
         out = None
         for axis, layer in enumerate(self.axes):
             dim = x.ndim - self.n_dim + axis
-            matrix = self._axis_matrix(axis, x.shape[dim], x) if dense else None
-            if matrix is None:
+            if matrices is None:
                 part = _along_last_axis(layer, x.movedim(dim, -1)).movedim(-1, dim)
             else:
-                rows = x.movedim(dim, -1).movedim(1, -2)  # (n, ..., in, points)
-                part = torch.matmul(rows.flatten(-2), matrix).unflatten(-1, (-1, x.shape[dim]))
-                part = part.movedim(-2, 1).movedim(-1, dim)
+                # (n, in, *grid) -> (n, other axes, in * points), and back.
+                order = [0] + [d for d in range(2, x.ndim) if d != dim] + [1, dim]
+                rows = x.permute(order).flatten(-2)
+                part = torch.matmul(rows, matrices[axis]).unflatten(-1, (-1, x.shape[dim]))
+                part = part.permute([order.index(d) for d in range(x.ndim)])
             out = part if out is None else out + part
         return out
 
-    def _axis_matrix(self, axis, n, like):
-        """Axis ``axis``'s layer on ``n`` points as an ``(in * n, out * n)`` matrix.
+    def _axis_matrices(self, x):
+        """Each axis' layer on the grid of ``x`` as an ``(in * n, out * n)`` matrix.
 
-        Built by applying the layer to every unit input, and kept until the
-        weights change (a new version of the tensor) or the module is set to
-        training or evaluation again. None when the matrix would exceed
+        Built by applying the layer to every unit input, and kept until a
+        weight changes (a new version of its tensor) or the module is set to
+        training or evaluation again. None when a matrix would exceed
         ``_DENSE_LIMIT`` numbers.
         """
-        layer = self.axes[axis]
-        n_in, n_out = layer.weight.shape[1:3]
-        if n_in * n_out * n * n > _DENSE_LIMIT:
+        grid = x.shape[x.ndim - self.n_dim :]
+        n_in, n_out = self.axes[0].weight.shape[1:3]
+        if n_in * n_out * max(grid) ** 2 > _DENSE_LIMIT:
             return None
+        weights = [layer.weight for layer in self.axes]
+        version = tuple((w.data_ptr(), w._version) for w in weights)
         cache = _grid_cache(self, "_matrix_cache")
-        key = (axis, n, like.dtype, str(like.device))
-        version = (layer.weight.data_ptr(), layer.weight._version)
+        key = (tuple(grid), x.dtype, x.device)
         entry = cache.table.get(key)
         if entry is None or entry[0] != version:
+            matrices = []
             with torch.inference_mode(False), torch.no_grad():
-                units = torch.eye(n_in * n, dtype=like.dtype, device=like.device)
-                matrix = _along_last_axis(layer, units.view(n_in * n, n_in, n))
-            entry = cache.table[key] = (version, matrix.reshape(n_in * n, n_out * n))
+                for layer, n in zip(self.axes, grid):
+                    units = torch.eye(n_in * n, dtype=x.dtype, device=x.device)
+                    matrix = _along_last_axis(layer, units.view(n_in * n, n_in, n))
+                    matrices.append(matrix.reshape(n_in * n, n_out * n))
+            entry = cache.table[key] = (version, matrices)
         return entry[1]
 
     def train(self, mode=True):
