@@ -166,14 +166,19 @@ def models(problem, n_dim, out_channels, quick):
     epochs = {"max_epochs": 3, "root_epochs": 3} if quick else {}
     best = {**BEST[problem], **epochs}
     best_epochs = best["root_epochs"] + best["max_epochs"]
+    fno_epochs = 6 if quick else FNO_EPOCHS
     return {
         DEFAULTS: lambda: MoNORegressor(random_state=0, **epochs),
         "MoNORegressor, best": lambda: MoNORegressor(random_state=0, **best),
         "same expert, 1 leaf": lambda: MoNORegressor(
             **{**best, "n_leaves": 1, "max_epochs": best_epochs}, random_state=0
         ),
-        FNO_NAME: lambda: NeuralopFNO(n_dim, out_channels, epochs=6 if quick else FNO_EPOCHS),
-        FNO_MATCHED: lambda: NeuralopFNO(n_dim, out_channels, epochs=best_epochs),
+        FNO_NAME: lambda: NeuralopFNO(n_dim, out_channels, epochs=fno_epochs),
+        # When the best configuration trains as long as the defaults, the
+        # two FNO budgets are one model: it is fitted and timed once.
+        **({} if best_epochs == fno_epochs else {
+            FNO_MATCHED: lambda: NeuralopFNO(n_dim, out_channels, epochs=best_epochs),
+        }),
         "Ridge": lambda: Flat(RidgeCV(alphas=np.logspace(-6, 2, 9))),
         "KNeighbors (k=5)": lambda: Flat(make_pipeline(StandardScaler(), KNeighborsRegressor(5, weights="distance"))),
         "MLPRegressor (256, 256)": lambda: Flat(TransformedTargetRegressor(
@@ -246,7 +251,10 @@ def targets(darcy, burgers):
 
     # Each MoNO is compared with the FNO trained for as many epochs for fit
     # time and latency, and with the more accurate FNO for error.
-    candidates = (("MoNORegressor, best", FNO_MATCHED), (DEFAULTS, FNO_NAME))
+    def fno_for_best(rows):
+        return FNO_MATCHED if any(r["model"] == FNO_MATCHED for r in rows) else FNO_NAME
+
+    candidates = (("MoNORegressor, best", fno_for_best), (DEFAULTS, lambda rows: FNO_NAME))
     sk = ["Ridge", "KNeighbors (k=5)", "MLPRegressor (256, 256)", "GP on 16 PCA features"]
     out = ["| target | best: measured | met | defaults: measured | met |",
            "| --- | --- | --- | --- | --- |"]
@@ -260,7 +268,7 @@ def targets(darcy, burgers):
 
     def error_ratio(rows, idx, limit):
         def check(name, fno):
-            f = min(get(rows, n)["errors"][idx] for n in (FNO_NAME, FNO_MATCHED))
+            f = min(get(rows, n)["errors"][idx] for n in {FNO_NAME, fno_for_best(rows)})
             ratio = get(rows, name)["errors"][idx] / f
             return ratio, ratio <= limit
         return check
@@ -271,7 +279,7 @@ def targets(darcy, burgers):
     for label, rows in (("Darcy", darcy), ("Burgers", burgers)):
         def ratio(key, limit, rows=rows):
             def check(name, fno):
-                r = get(rows, name)[key] / get(rows, fno)[key]
+                r = get(rows, name)[key] / get(rows, fno(rows))[key]
                 return r, r <= limit
             return check
 

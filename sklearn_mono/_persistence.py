@@ -32,7 +32,11 @@ from .experts._net import make_net
 
 FORMAT = "sklearn_mono.MoNORegressor"
 # 2: the FNO expert uses the tanh approximation of GELU (1 used the exact form).
-VERSION = 2
+# 3: the FNO expert may have factorised Fourier layers (its ``factorized``
+#    keyword); files of version 2 have full ones, the FNO's default, and read
+#    as they were written.
+VERSION = 3
+_READABLE = (2, 3)
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (
@@ -241,10 +245,10 @@ def _read(path):
     meta = json.loads(meta_bytes)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} holds {meta.get('format')!r}, not a {FORMAT} model.")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in _READABLE:
         raise ValueError(
             f"{path} was written in format version {meta.get('version')}; this release "
-            f"reads version {VERSION}."
+            f"reads versions {', '.join(map(str, _READABLE))}."
         )
     return meta, arrays
 
@@ -338,6 +342,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         net.module_.eval()
         experts.append(net)
     model.experts_ = experts
+    model._expert_spec = (expert_cls, spec["kwargs"])  # what it was built with, for save()
     model._y_layout = TargetLayout(**state["y_layout"])
     fitted = dict(state["fitted"])
     model._resolution_invariant = fitted.pop("_resolution_invariant")

@@ -146,17 +146,45 @@ def test_factorized_dense_inference_matches_the_training_path(grid, monkeypatch)
 
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
     assert layer.__dict__["_matrix_cache"]
-    with torch.no_grad():  # an edit in evaluation mode, without train()
+    with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
+    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    layer.axes[-1].weight.data.mul_(0.5)  # leaves no version bump behind
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
     layer.train()
     layer(x).square().sum().backward()
     torch.optim.SGD(layer.parameters(), lr=0.1).step()
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-    monkeypatch.setattr(_spectral, "_DENSE_LIMIT", 1)
+    monkeypatch.setattr(_spectral, "_DENSE_WORK", 1)
     layer.train(False)
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
     assert not layer.__dict__.get("_matrix_cache")
+
+
+def test_factorized_inference_matrices_are_not_kept_across_copies_or_precisions():
+    import copy
+    import pickle
+
+    from sklearn_mono.experts import _spectral
+
+    torch.manual_seed(0)
+    layer = FactorizedSpectralConv(2, 3, n_dim=2, n_modes=3).eval()
+    x = torch.randn(1, 2, 8, 8)
+    with torch.inference_mode():
+        expected = layer(x)
+        # Matrices are built at full precision even under autocast, so a
+        # later plain call is not handed bfloat16 matrices.
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            layer(x)
+        torch.testing.assert_close(layer(x), expected)
+        # Only the last few grids are kept.
+        for n in range(8, 8 + 2 * _spectral._DENSE_GRIDS):
+            layer(torch.randn(1, 2, n, n))
+        assert 0 < len(layer.__dict__["_matrix_cache"].table) <= _spectral._DENSE_GRIDS
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert not clone.__dict__.get("_matrix_cache")
+        with torch.inference_mode():
+            torch.testing.assert_close(clone(x), expected)
 
 
 def test_factorized_fno_has_fewer_weights_and_is_unchanged_in_1d():

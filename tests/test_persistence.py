@@ -219,6 +219,37 @@ def test_consistent_digest_but_inconsistent_model_is_refused(fitted_small, tmp_p
             load(path)
 
 
+def test_files_of_version_2_load_with_full_fourier_layers(tmp_path):
+    # Version 2 files predate factorised layers: their FNO kwargs do not name
+    # ``factorized`` and their experts have full layers, the FNO's default.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 8))
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs={"factorized": False}).fit(X, X)
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    def as_version_2(meta):
+        meta["version"] = 2
+        del meta["state"]["expert"]["kwargs"]["factorized"]
+        del meta["params"]["expert_kwargs"]["factorized"]
+
+    _resign(path, as_version_2)
+    loaded = load(path, device="cpu")
+    assert type(loaded.experts_[0].module_.operator.spectral[0]).__name__ == "SpectralConv"
+    _same(loaded, model, X)
+    # and a loaded model saves again, as it was built
+    loaded.save(tmp_path / "again.npz")
+    _same(load(tmp_path / "again.npz", device="cpu"), model, X)
+
+
+def test_other_format_versions_are_refused(fitted_small, tmp_path):
+    path = tmp_path / "m.npz"
+    fitted_small.save(path)
+    _resign(path, lambda meta: meta.update(version=1))
+    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3"):
+        load(path)
+
+
 def test_save_uses_what_was_fitted_and_numpy_scalars(antiderivative_small, tmp_path):
     X, y = antiderivative_small
     model = MoNORegressor(n_leaves=np.int64(2), **{**SMALL, "random_state": np.int64(0)}).fit(X, y)

@@ -1,7 +1,7 @@
 """Spectral convolution: a learned linear map on the lowest Fourier modes."""
 
 from itertools import product
-from math import sqrt
+from math import prod, sqrt
 
 import torch
 from torch import nn
@@ -259,11 +259,12 @@ class FactorizedSpectralConv(nn.Module):
         )
 
     def forward(self, x):
-        # In inference on a few samples (single queries), each axis' layer is
+        # In inference on a small grid (single queries), each axis' layer is
         # applied as the dense matrix it amounts to along that axis: one
         # product instead of a dozen small operations.
-        dense = not (self.training or torch.is_grad_enabled()) and x.shape[0] <= _SMALL_BATCH
-        matrices = self._axis_matrices(x) if dense else None
+        matrices = None
+        if not (self.training or torch.is_grad_enabled()):
+            matrices = self._axis_matrices(x)
         out = None
         for axis, layer in enumerate(self.axes):
             dim = x.ndim - self.n_dim + axis
@@ -281,28 +282,37 @@ class FactorizedSpectralConv(nn.Module):
     def _axis_matrices(self, x):
         """Each axis' layer on the grid of ``x`` as an ``(in * n, out * n)`` matrix.
 
-        Built by applying the layer to every unit input, and kept until a
-        weight changes (a new version of its tensor) or the module is set to
-        training or evaluation again. None when a matrix would exceed
-        ``_DENSE_LIMIT`` numbers.
+        None when applying them would take more than ``_DENSE_WORK``
+        multiply-adds (a few samples on a small grid use them). Built by
+        applying the layer to every unit input, at full precision, and kept
+        for the last few grids while the weights stay equal to those they were
+        built from; training drops them.
         """
-        grid = x.shape[x.ndim - self.n_dim :]
+        grid = tuple(x.shape[x.ndim - self.n_dim :])
         n_in, n_out = self.axes[0].weight.shape[1:3]
-        if n_in * n_out * max(grid) ** 2 > _DENSE_LIMIT:
+        if x.shape[0] * prod(grid) * n_in * n_out * max(grid) > _DENSE_WORK:
             return None
-        weights = [layer.weight for layer in self.axes]
-        version = tuple((w.data_ptr(), w._version) for w in weights)
         cache = _grid_cache(self, "_matrix_cache")
-        key = (tuple(grid), x.dtype, x.device)
+        key = (grid, x.dtype, str(x.device))
         entry = cache.table.get(key)
-        if entry is None or entry[0] != version:
+        # An exact comparison: edits through ``.data`` leave no other trace.
+        if entry is None or not all(
+            torch.equal(kept, layer.weight) for kept, layer in zip(entry[0], self.axes)
+        ):
+            if len(cache.table) >= _DENSE_GRIDS:
+                cache.table.clear()
             matrices = []
-            with torch.inference_mode(False), torch.no_grad():
+            with (
+                torch.inference_mode(False),
+                torch.no_grad(),
+                torch.autocast(x.device.type, enabled=False),
+            ):
                 for layer, n in zip(self.axes, grid):
                     units = torch.eye(n_in * n, dtype=x.dtype, device=x.device)
                     matrix = _along_last_axis(layer, units.view(n_in * n, n_in, n))
                     matrices.append(matrix.reshape(n_in * n, n_out * n))
-            entry = cache.table[key] = (version, matrices)
+                weights = [layer.weight.detach().clone() for layer in self.axes]
+            entry = cache.table[key] = (weights, matrices)
         return entry[1]
 
     def train(self, mode=True):
@@ -311,9 +321,12 @@ class FactorizedSpectralConv(nn.Module):
         return super().train(mode)
 
 
-# Largest dense axis matrix FactorizedSpectralConv keeps for single queries:
-# 16 MB in float32, e.g. 24 channels on up to 85 points.
-_DENSE_LIMIT = 2**22
+# FactorizedSpectralConv applies its layers as dense matrices when that takes
+# at most this many multiply-adds (a 16x16 query at 24 channels takes 2.4
+# million per axis, a few tens of microseconds), and keeps them for at most
+# this many grids.
+_DENSE_WORK = 2**22
+_DENSE_GRIDS = 4
 
 
 def _along_last_axis(layer, h):
