@@ -44,19 +44,19 @@ from sklearn_mono.experts import RelativeL2Loss, count_parameters
 
 # The configurations this benchmark found best, one per problem (see the docs'
 # benchmarks page), with at most a quarter of a standard FNO's parameters per
-# query. Darcy flow is limited by its 1000 samples: the factorised Fourier
-# layers of the default expert overfit less than full ones, and one more layer
-# helps. Burgers is limited by the size of the expert as much as by the data:
-# every resolvable mode (7 on 16 points) and long training matter more there
-# than width.
+# query; an empty one means the defaults. Darcy flow is limited by its 1000
+# samples, and nothing we tried beat the defaults' factorised experts by more
+# than another seed changes. Burgers wants every mode its 16 points resolve
+# (7) and long training.
 BEST = {
-    "Darcy": dict(n_leaves=4, width=24, n_modes=8, n_layers=5, root_epochs=50, max_epochs=50, lr=3e-3),
+    "Darcy": {},
     "Burgers": dict(n_leaves=4, width=14, n_modes=7, root_epochs=150, max_epochs=20, lr=5e-3),
 }
 FNO_EPOCHS = 100  # = root_epochs + max_epochs of the default MoNORegressor
 FNO_NAME = f"neuraloperator FNO (w32, 8 modes), {FNO_EPOCHS} epochs"
 FNO_MATCHED = "neuraloperator FNO (w32, 8 modes), best's epochs"
 DEFAULTS = "MoNORegressor() defaults"
+BEST_NAME = "MoNORegressor, best"
 
 
 class NeuralopFNO:
@@ -165,11 +165,13 @@ def gp_on_pca(n_components=16):
 def models(problem, n_dim, out_channels, quick):
     epochs = {"max_epochs": 3, "root_epochs": 3} if quick else {}
     best = {**BEST[problem], **epochs}
-    best_epochs = best["root_epochs"] + best["max_epochs"]
+    resolved = MoNORegressor(**best).get_params()
+    best_epochs = resolved["root_epochs"] + resolved["max_epochs"]
     fno_epochs = 6 if quick else FNO_EPOCHS
     return {
         DEFAULTS: lambda: MoNORegressor(random_state=0, **epochs),
-        "MoNORegressor, best": lambda: MoNORegressor(random_state=0, **best),
+        # When the defaults are the best configuration, they are fitted once.
+        **({BEST_NAME: lambda: MoNORegressor(random_state=0, **best)} if BEST[problem] else {}),
         "same expert, 1 leaf": lambda: MoNORegressor(
             **{**best, "n_leaves": 1, "max_epochs": best_epochs}, random_state=0
         ),
@@ -197,6 +199,9 @@ def n_params(model):
 
 
 def latency(model, X, repeats):
+    # Warm: the first query of an expert on a grid may build cached data.
+    for i in range(min(len(X), 20)):
+        model.predict(X[i][None])
     single = []
     for i in range(repeats):
         start = time.perf_counter()
@@ -254,7 +259,10 @@ def targets(darcy, burgers):
     def fno_for_best(rows):
         return FNO_MATCHED if any(r["model"] == FNO_MATCHED for r in rows) else FNO_NAME
 
-    candidates = (("MoNORegressor, best", fno_for_best), (DEFAULTS, lambda rows: FNO_NAME))
+    def best(rows):
+        return BEST_NAME if any(r["model"] == BEST_NAME for r in rows) else DEFAULTS
+
+    candidates = ((best, fno_for_best), (lambda rows: DEFAULTS, lambda rows: FNO_NAME))
     sk = ["Ridge", "KNeighbors (k=5)", "MLPRegressor (256, 256)", "GP on 16 PCA features"]
     out = ["| target | best: measured | met | defaults: measured | met |",
            "| --- | --- | --- | --- | --- |"]
@@ -269,7 +277,7 @@ def targets(darcy, burgers):
     def error_ratio(rows, idx, limit):
         def check(name, fno):
             f = min(get(rows, n)["errors"][idx] for n in {FNO_NAME, fno_for_best(rows)})
-            ratio = get(rows, name)["errors"][idx] / f
+            ratio = get(rows, name(rows))["errors"][idx] / f
             return ratio, ratio <= limit
         return check
 
@@ -279,12 +287,12 @@ def targets(darcy, burgers):
     for label, rows in (("Darcy", darcy), ("Burgers", burgers)):
         def ratio(key, limit, rows=rows):
             def check(name, fno):
-                r = get(rows, name)[key] / get(rows, fno(rows))[key]
+                r = get(rows, name(rows))[key] / get(rows, fno(rows))[key]
                 return r, r <= limit
             return check
 
         def versus_sklearn(name, fno, rows=rows):
-            r = min(get(rows, s)["errors"][0] for s in sk) / get(rows, name)["errors"][0]
+            r = min(get(rows, s)["errors"][0] for s in sk) / get(rows, name(rows))["errors"][0]
             return r, r >= 2
 
         line(f"{label}: active params / FNO params <= 0.25", ratio("active", 0.25))
@@ -365,7 +373,7 @@ def main():
     report = "\n\n".join([
         f"Machine: {machine}.",
         table(darcy_rows + burgers_rows, ["rel. L2 (16)", "rel. L2 (32, zero-shot)"]),
-        "Targets, for the best configuration and for the defaults, against neuraloperator's FNO and the best scikit-learn baseline:",
+        "Targets, for the best configuration (on Darcy flow: the defaults) and for the defaults, against neuraloperator's FNO and the best scikit-learn baseline:",
         targets(darcy_rows, burgers_rows),
         "How cost grows (Burgers, width 12, 6 modes, 5 + 5 epochs):",
         growth(args.quick),
