@@ -130,7 +130,9 @@ class SpectralConv(nn.Module):
             coef = _matmul_2d(coef.movedim(2, -1), bases[axis][0])
         weight = self.full_weight().movedim(-1, 2)
         if d == 1:
-            coef = torch.einsum("bi...,io...->bo...", coef, weight)
+            # Any axes between the channels and the grid's are carried along
+            # (FactorizedSpectralConv applies 1-D layers that way).
+            coef = torch.einsum("bi...k,iok->bo...k", coef, weight)
         else:
             # Few samples, many frequencies: a broadcast product beats a
             # complex batched product over the frequencies.
@@ -197,11 +199,17 @@ class _GridCache:
     def __init__(self):
         self.table = {}
 
-    def get(self, key, build):
-        if key not in self.table:
+    def get(self, key, build, fresh=None, limit=None):
+        """The value for ``key``, built when missing or when ``fresh(value)``
+        is false; with ``limit``, the cache is emptied before it would hold
+        more values."""
+        value = self.table.get(key)
+        if value is None or (fresh is not None and not fresh(value)):
+            if limit is not None and key not in self.table and len(self.table) >= limit:
+                self.table.clear()
             with torch.inference_mode(False), torch.no_grad():
-                self.table[key] = build()
-        return self.table[key]
+                value = self.table[key] = build()
+        return value
 
     def __bool__(self):
         return bool(self.table)
@@ -269,7 +277,9 @@ class FactorizedSpectralConv(nn.Module):
         for axis, layer in enumerate(self.axes):
             dim = x.ndim - self.n_dim + axis
             if matrices is None:
-                part = _along_last_axis(layer, x.movedim(dim, -1)).movedim(-1, dim)
+                # A 1-D SpectralConv acts along the last axis, at every
+                # point of the axes between the channels and the last.
+                part = layer(x.movedim(dim, -1)).movedim(-1, dim)
             else:
                 # (n, in, *grid) -> (n, other axes, in * points), and back.
                 order = [0] + [d for d in range(2, x.ndim) if d != dim] + [1, dim]
@@ -292,28 +302,24 @@ class FactorizedSpectralConv(nn.Module):
         n_in, n_out = self.axes[0].weight.shape[1:3]
         if x.shape[0] * prod(grid) * n_in * n_out * max(grid) > _DENSE_WORK:
             return None
-        cache = _grid_cache(self, "_matrix_cache")
-        key = (grid, x.dtype, str(x.device))
-        entry = cache.table.get(key)
-        # An exact comparison: edits through ``.data`` leave no other trace.
-        if entry is None or not all(
-            torch.equal(kept, layer.weight) for kept, layer in zip(entry[0], self.axes)
-        ):
-            if len(cache.table) >= _DENSE_GRIDS:
-                cache.table.clear()
-            matrices = []
-            with (
-                torch.inference_mode(False),
-                torch.no_grad(),
-                torch.autocast(x.device.type, enabled=False),
-            ):
+
+        def build():
+            with torch.autocast(x.device.type, enabled=False):
+                weights = [layer.weight.detach().clone() for layer in self.axes]
+                matrices = []
                 for layer, n in zip(self.axes, grid):
                     units = torch.eye(n_in * n, dtype=x.dtype, device=x.device)
-                    matrix = _along_last_axis(layer, units.view(n_in * n, n_in, n))
+                    matrix = layer(units.view(n_in * n, n_in, n))
                     matrices.append(matrix.reshape(n_in * n, n_out * n))
-                weights = [layer.weight.detach().clone() for layer in self.axes]
-            entry = cache.table[key] = (weights, matrices)
-        return entry[1]
+            return weights, matrices
+
+        def fresh(entry):
+            # An exact comparison: edits through ``.data`` leave no other trace.
+            return all(torch.equal(kept, layer.weight) for kept, layer in zip(entry[0], self.axes))
+
+        key = (grid, x.dtype, str(x.device))
+        cache = _grid_cache(self, "_matrix_cache")
+        return cache.get(key, build, fresh, limit=_DENSE_GRIDS)[1]
 
     def train(self, mode=True):
         # Training changes the weights: drop the inference matrices.
@@ -327,13 +333,3 @@ class FactorizedSpectralConv(nn.Module):
 # this many grids.
 _DENSE_WORK = 2**22
 _DENSE_GRIDS = 4
-
-
-def _along_last_axis(layer, h):
-    """A 1-D :class:`SpectralConv` along the last axis of ``h``, at every point
-    of the axes between the channels (axis 1) and the last."""
-    (forward, inverse), = layer._bases(tuple(h.shape[-1:]), h.dtype, h.device)
-    coef = torch.view_as_complex(torch.matmul(h, forward).unflatten(-1, (-1, 2)))
-    coef = torch.einsum("bi...k,iok->bo...k", coef, layer.full_weight())
-    real = torch.view_as_real(coef)
-    return torch.matmul(real.reshape(real.shape[:-2] + (-1,)), inverse)
