@@ -46,8 +46,8 @@ from sklearn_mono.experts import RelativeL2Loss, count_parameters
 # benchmarks page), with at most a quarter of a standard FNO's parameters per
 # query; an empty one means the defaults. Darcy flow is limited by its 1000
 # samples, and nothing we tried beat the defaults' factorised experts by more
-# than another seed changes. Burgers wants every mode its 16 points resolve
-# (7) and long training.
+# than another seed changes. Burgers wants every mode an expert holds on 16
+# points (7) and long training.
 BEST = {
     "Darcy": {},
     "Burgers": dict(n_leaves=4, width=14, n_modes=7, root_epochs=150, max_epochs=20, lr=5e-3),

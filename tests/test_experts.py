@@ -211,9 +211,26 @@ def test_fno_shapes_and_super_resolution():
 
 
 def test_fno_caps_modes_at_the_training_grid():
+    # (n - 1) // 2 modes on n points, whatever the kind of layer
     assert FNO(1, 1, grid_shape=(16,), n_modes=12).n_modes == 7
+    assert FNO(1, 1, grid_shape=(15,), n_modes=12).n_modes == 7
     assert FNO(1, 1, grid_shape=(64, 16), n_modes=12).n_modes == 7
+    assert FNO(1, 1, grid_shape=(64, 16), n_modes=12, factorized=True).n_modes == 7
     assert FNO(1, 1, grid_shape=(64,), n_modes=12).n_modes == 12
+
+
+@pytest.mark.parametrize(
+    "grid, factorized", [((16,), False), ((15,), False), ((16, 12), True), ((16, 12), False)]
+)
+def test_every_spectral_weight_is_trained_on_the_training_grid(grid, factorized):
+    # Capped modes are exactly those the training grid reaches: each complex
+    # weight gets a gradient there, so none is left at its random start to
+    # act only on finer grids.
+    torch.manual_seed(0)
+    model = FNO(1, 1, grid_shape=grid, width=4, n_modes=12, n_layers=1, factorized=factorized)
+    model(torch.randn(8, 1, *grid)).square().sum().backward()
+    for name, weight in model.spectral.named_parameters():
+        assert (weight.grad.abs().sum(dim=-1) > 0).all(), name  # real and imaginary
 
 
 def test_parameter_count_formula():
