@@ -37,8 +37,10 @@ FORMAT = "sklearn_mono.MoNORegressor"
 #    as they were written.
 # 4: the FNO expert may read periodic coordinates (its ``positional``
 #    keyword); files of versions 2 and 3 have linear ones, the default.
-VERSION = 4
-_READABLE = (2, 3, 4)
+# 5: the FNO expert may have residual blocks (its ``residual`` keyword);
+#    files of versions 2 to 4 have plain layers, the default.
+VERSION = 5
+_READABLE = (2, 3, 4, 5)
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (

@@ -279,6 +279,52 @@ def test_parameter_count_formula():
     assert count_parameters(model) == lift + spectral + mix + project
 
 
+def test_residual_parameter_count_formula():
+    width, modes, layers = 8, 4, 2
+    plain = FNO(1, 1, grid_shape=(32,), width=width, n_modes=modes, n_layers=layers)
+    residual = FNO(1, 1, grid_shape=(32,), width=width, n_modes=modes, n_layers=layers, residual=True)
+    mix = layers * (width * width + width)
+    feedforward = layers * ((width * 2 * width + 2 * width) + (2 * width * width + width))
+    assert count_parameters(residual) == count_parameters(plain) - mix + feedforward
+
+
+@pytest.mark.parametrize("grid", [(16,), (12, 10)])
+def test_residual_blocks_keep_an_identity_path(grid):
+    # With every block's last pointwise map at zero, each block passes its
+    # input through, so the operator is the lift followed by the projection.
+    from sklearn_mono.experts._fno import _grid_coordinates
+
+    torch.manual_seed(0)
+    model = FNO(1, 2, grid_shape=grid, width=6, n_modes=3, n_layers=3, residual=True,
+                factorized=len(grid) > 1)
+    x = torch.randn((4, 1) + grid)
+    with torch.no_grad():
+        for contract in model.contract:
+            contract.weight.zero_()
+            contract.bias.zero_()
+        coords = _grid_coordinates(grid, x).expand(4, -1, *grid)
+        expected = model.project(model.lift(torch.cat([x, coords], dim=1)))
+        torch.testing.assert_close(model(x), expected, atol=1e-6, rtol=1e-5)
+    # and every block is trained: its spectral weights receive gradients
+    model = FNO(1, 2, grid_shape=grid, width=6, n_modes=3, n_layers=3, residual=True)
+    model(x).square().sum().backward()
+    for layer in model.spectral:
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+
+
+def test_residual_fno_evaluates_on_finer_grids():
+    torch.manual_seed(0)
+    model = FNO(1, 1, grid_shape=(12, 12), width=6, n_modes=4, residual=True, factorized=True).double()
+    coarse, fine = _band_limited(12, 2), _band_limited(24, 2)
+    # GELU makes frequencies the coarse grid aliases, so the outputs at the
+    # shared points agree only closely, not exactly (about 1e-4 here).
+    with torch.no_grad():
+        out_coarse, out_fine = model(coarse.double()), model(fine.double())
+    assert out_fine.shape == (1, 1, 24, 24)
+    gap = (out_fine[..., ::2, ::2] - out_coarse).norm() / out_coarse.norm()
+    assert gap < 1e-3
+
+
 def test_mlp_shapes():
     assert MLP(2, 3, grid_shape=(4, 4))(torch.zeros(5, 2, 4, 4)).shape == (5, 3, 4, 4)
     assert MLP(1, 2, grid_shape=(8,), pooled=True)(torch.zeros(5, 1, 8)).shape == (5, 2)

@@ -63,14 +63,16 @@ def test_save_load_round_trip_on_a_2d_grid(factorized, tmp_path):
     _same(load(path, device="cpu"), model, X)
 
 
-def test_save_load_keeps_periodic_coordinates(tmp_path):
+@pytest.mark.parametrize("option", [{"positional": "periodic"}, {"residual": True}])
+def test_save_load_keeps_fno_options(option, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs={"positional": "periodic"}).fit(X, X)
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=option).fit(X, X)
     path = tmp_path / "model.npz"
     model.save(path)
     loaded = load(path, device="cpu")
-    assert loaded.experts_[0].module_.operator.positional == "periodic"
+    (name, value), = option.items()
+    assert getattr(loaded.experts_[0].module_.operator, name) == value
     _same(loaded, model, X)
     fine = rng.normal(size=(5, 16, 16))
     np.testing.assert_array_equal(loaded.predict(fine), model.predict(fine))
@@ -259,7 +261,7 @@ def test_other_format_versions_are_refused(fitted_small, tmp_path):
     path = tmp_path / "m.npz"
     fitted_small.save(path)
     _resign(path, lambda meta: meta.update(version=1))
-    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4"):
+    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4, 5"):
         load(path)
 
 

@@ -47,10 +47,11 @@ class FNO(nn.Module):
     Lifts the input channels, together with the grid coordinates, to
     ``width`` channels; applies ``n_layers`` Fourier layers (a spectral
     convolution plus a pointwise linear map, then GELU, in its tanh
-    approximation, cheaper to evaluate); and projects back to
-    ``out_channels`` with a two-layer pointwise network. Every weight acts
-    either on a fixed set of Fourier modes or pointwise, so the operator can
-    be evaluated on grids finer than the one it was trained on.
+    approximation; or, with ``residual=True``, residual blocks); and
+    projects back to ``out_channels`` with a two-layer pointwise network.
+    Every weight acts either on a fixed set of Fourier modes or pointwise, so
+    the operator can be evaluated on grids finer than the one it was trained
+    on.
 
     Parameters
     ----------
@@ -90,6 +91,20 @@ class FNO(nn.Module):
         16x16 from about 0.08 to about 0.04. Keep ``"linear"`` when the
         output jumps there: on the antiderivative operator ``"periodic"``
         raises the error from 0.007 to 0.012.
+    residual : bool, default=False
+        Make each layer a residual block, ``h + W2 GELU(W1 K(h))``, where
+        ``K`` is the spectral convolution and ``W1``, ``W2`` are pointwise
+        maps through ``2 * width`` channels, instead of ``GELU(K(h) + W h)``.
+        This is the layer design of Tran et al.'s factorised FNO (2023): an
+        identity path runs through every layer. Measured on one expert of
+        width 24 with factorised layers, trained for 100 epochs:
+
+        * On Darcy flow trained at 16x16, the 16x16 test error was 0.0315
+          at ``lr=6e-3``, against 0.0325 for plain layers at their best
+          rate, 3e-3 (0.0337 at 6e-3). With periodic coordinates the
+          zero-shot 32x32 error went from 0.039 to 0.028.
+        * On 1-D problems it did worse. Burgers went from 0.0034 to 0.0044,
+          and the antiderivative from 0.0072 to 0.0084.
     padding : float, default=0.0
         Fraction of each axis appended as zeros before the Fourier layers and
         cropped after them. Around 0.25 helps non-periodic problems at the
@@ -123,6 +138,7 @@ class FNO(nn.Module):
         n_layers=4,
         factorized=False,
         positional="linear",
+        residual=False,
         padding=0.0,
         pooled=False,
     ):
@@ -146,9 +162,18 @@ class FNO(nn.Module):
         self.spectral = nn.ModuleList(
             layer(width, width, self.n_dim, self.n_modes) for _ in range(n_layers)
         )
-        self.mix = nn.ModuleList(
-            _pointwise(self.n_dim, width, width) for _ in range(n_layers)
-        )
+        self.residual = bool(residual)
+        if self.residual:
+            self.expand = nn.ModuleList(
+                _pointwise(self.n_dim, width, 2 * width) for _ in range(n_layers)
+            )
+            self.contract = nn.ModuleList(
+                _pointwise(self.n_dim, 2 * width, width) for _ in range(n_layers)
+            )
+        else:
+            self.mix = nn.ModuleList(
+                _pointwise(self.n_dim, width, width) for _ in range(n_layers)
+            )
         self.project = nn.Sequential(
             _pointwise(self.n_dim, width, 2 * width),
             nn.GELU(approximate="tanh"),
@@ -168,10 +193,15 @@ class FNO(nn.Module):
         if any(pads):
             # F.pad lists the last axis first.
             h = nn.functional.pad(h, [p for n in reversed(pads) for p in (0, n)])
-        for i, (spectral, mix) in enumerate(zip(self.spectral, self.mix)):
-            h = spectral(h) + _apply_pointwise(mix, h)
-            if i < len(self.spectral) - 1:
-                h = self.act(h)
+        if getattr(self, "residual", False):
+            for spectral, expand, contract in zip(self.spectral, self.expand, self.contract):
+                inner = self.act(_apply_pointwise(expand, spectral(h)))
+                h = h + _apply_pointwise(contract, inner)
+        else:
+            for i, (spectral, mix) in enumerate(zip(self.spectral, self.mix)):
+                h = spectral(h) + _apply_pointwise(mix, h)
+                if i < len(self.spectral) - 1:
+                    h = self.act(h)
         if any(pads):
             h = h[(slice(None), slice(None)) + tuple(slice(0, n) for n in grid)]
         first, act, last = self.project
