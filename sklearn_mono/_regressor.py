@@ -139,7 +139,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Layers of the built-in experts.
     expert_kwargs : dict, default=None
         Further keyword arguments for the expert class, e.g.
-        ``{"padding": 0.0}`` for the FNO.
+        ``{"positional": "periodic"}`` or ``{"residual": True}`` for the FNO
+        (see :class:`~sklearn_mono.experts.FNO`).
     max_epochs : int, default=50
         Training epochs of each leaf's expert on the samples of its cell.
     root_epochs : int, default=50

@@ -202,11 +202,12 @@ def test_factorized_fno_has_fewer_weights_and_is_unchanged_in_1d():
     assert plain.state_dict().keys() == same.state_dict().keys()
 
 
-def test_fno_shapes_and_super_resolution():
-    model = FNO(2, 3, grid_shape=(16, 16), width=8, n_modes=4, n_layers=2)
+@pytest.mark.parametrize("residual", [False, True])
+def test_fno_shapes_and_super_resolution(residual):
+    model = FNO(2, 3, grid_shape=(16, 16), width=8, n_modes=4, n_layers=2, residual=residual)
     assert model(torch.zeros(4, 2, 16, 16)).shape == (4, 3, 16, 16)
     assert model(torch.zeros(4, 2, 32, 32)).shape == (4, 3, 32, 32)
-    pooled = FNO(1, 5, grid_shape=(10,), width=8, n_modes=4, pooled=True)
+    pooled = FNO(1, 5, grid_shape=(10,), width=8, n_modes=4, pooled=True, residual=residual)
     assert pooled(torch.zeros(4, 1, 10)).shape == (4, 5)
 
 
@@ -219,15 +220,17 @@ def test_fno_caps_modes_at_the_training_grid():
     assert FNO(1, 1, grid_shape=(64,), n_modes=12).n_modes == 12
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize(
     "grid, factorized", [((16,), False), ((15,), False), ((16, 12), True), ((16, 12), False)]
 )
-def test_every_spectral_weight_is_trained_on_the_training_grid(grid, factorized):
+def test_every_spectral_weight_is_trained_on_the_training_grid(grid, factorized, residual):
     # Capped modes are exactly those the training grid reaches: each complex
     # weight gets a gradient there, so none is left at its random start to
     # act only on finer grids.
     torch.manual_seed(0)
-    model = FNO(1, 1, grid_shape=grid, width=4, n_modes=12, n_layers=1, factorized=factorized)
+    model = FNO(1, 1, grid_shape=grid, width=4, n_modes=12, n_layers=1, factorized=factorized,
+                residual=residual)
     model(torch.randn(8, 1, *grid)).square().sum().backward()
     for name, weight in model.spectral.named_parameters():
         assert (weight.grad.abs().sum(dim=-1) > 0).all(), name  # real and imaginary
@@ -288,28 +291,32 @@ def test_residual_parameter_count_formula():
     assert count_parameters(residual) == count_parameters(plain) - mix + feedforward
 
 
-@pytest.mark.parametrize("grid", [(16,), (12, 10)])
-def test_residual_blocks_keep_an_identity_path(grid):
-    # With every block's last pointwise map at zero, each block passes its
-    # input through, so the operator is the lift followed by the projection.
+@pytest.mark.parametrize("grid, padding", [((16,), 0.0), ((12, 10), 0.0), ((12, 10), 0.25)])
+def test_residual_blocks_compute_their_formula(grid, padding):
+    # Each block is h + W2 GELU(W1 K(h)), with no activation between blocks.
     from sklearn_mono.experts._fno import _grid_coordinates
 
     torch.manual_seed(0)
-    model = FNO(1, 2, grid_shape=grid, width=6, n_modes=3, n_layers=3, residual=True,
-                factorized=len(grid) > 1)
-    x = torch.randn((4, 1) + grid)
-    with torch.no_grad():
-        for contract in model.contract:
-            contract.weight.zero_()
-            contract.bias.zero_()
-        coords = _grid_coordinates(grid, x).expand(4, -1, *grid)
-        expected = model.project(model.lift(torch.cat([x, coords], dim=1)))
-        torch.testing.assert_close(model(x), expected, atol=1e-6, rtol=1e-5)
-    # and every block is trained: its spectral weights receive gradients
-    model = FNO(1, 2, grid_shape=grid, width=6, n_modes=3, n_layers=3, residual=True)
-    model(x).square().sum().backward()
-    for layer in model.spectral:
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+    model = FNO(1, 2, grid_shape=grid, width=6, n_modes=3, n_layers=2, residual=True,
+                factorized=len(grid) > 1, padding=padding).double()
+    x = torch.randn((4, 1) + grid, dtype=torch.float64)
+    gelu = torch.nn.GELU(approximate="tanh")
+    h = model.lift(torch.cat([x, _grid_coordinates(grid, x).expand(4, -1, *grid)], dim=1))
+    pads = [round(padding * n) for n in grid]
+    h = torch.nn.functional.pad(h, [p for n in reversed(pads) for p in (0, n)])
+    for spectral, expand, contract in zip(model.spectral, model.expand, model.contract):
+        h = h + contract(gelu(expand(spectral(h))))
+    h = h[(slice(None), slice(None)) + tuple(slice(0, n) for n in grid)]
+    torch.testing.assert_close(model(x), model.project(h), atol=1e-10, rtol=1e-8)
+    # the single-query inference path gives the same numbers
+    model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x[:1]), model.project(h)[:1], atol=1e-10, rtol=1e-8)
+
+
+def test_fno_refuses_a_residual_flag_that_is_not_a_bool():
+    with pytest.raises(TypeError, match="residual must be True or False, got 'False'"):
+        FNO(1, 1, grid_shape=(8,), residual="False")
 
 
 def test_residual_fno_evaluates_on_finer_grids():

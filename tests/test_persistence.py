@@ -257,6 +257,20 @@ def test_files_of_version_2_load_with_full_fourier_layers(tmp_path):
     _same(load(tmp_path / "again.npz", device="cpu"), model, X)
 
 
+def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
+    # Version 4 files predate residual blocks: their FNO kwargs do not name
+    # ``residual`` and their experts have plain layers, the FNO's default.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 8))
+    model = MoNORegressor(n_leaves=2, **SMALL).fit(X, X)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    _resign(path, lambda meta: meta.update(version=4))
+    loaded = load(path, device="cpu")
+    assert not loaded.experts_[0].module_.operator.residual
+    _same(loaded, model, X)
+
+
 def test_other_format_versions_are_refused(fitted_small, tmp_path):
     path = tmp_path / "m.npz"
     fitted_small.save(path)
