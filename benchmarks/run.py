@@ -200,15 +200,8 @@ def n_params(model):
 
 
 def latency(model, X, repeats):
-    # Warm: the first query of an expert on a grid may build cached data.
-    for i in range(min(len(X), 20)):
-        model.predict(X[i][None])
-    single = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        model.predict(X[i % len(X)][None])
-        single.append(time.perf_counter() - start)
-    return float(np.median(single)), thousand_queries(model, X)
+    """Median single-query and 1000-query times of one model."""
+    return interleaved_latency([model], X, rounds=max(1, repeats // 10))[0]
 
 
 def thousand_queries(model, X):
