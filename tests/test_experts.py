@@ -129,10 +129,10 @@ def test_factorized_spectral_conv_is_resolution_invariant(n_dim):
 
 
 @pytest.mark.parametrize("grid", [(16, 16), (9, 12), (5, 6, 7)])
-def test_factorized_dense_inference_matches_the_training_path(grid, monkeypatch):
-    # Single queries in inference apply each axis as a dense matrix; it must
-    # give the training path's numbers, follow weight changes, and fall back
-    # to the transforms when the matrix would be too large.
+def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
+    # A few queries in inference apply each axis through its real factors;
+    # they must give the training path's numbers, follow weight changes, and
+    # give way to the training path for larger batches.
     from sklearn_mono.experts import _spectral
 
     torch.manual_seed(0)
@@ -145,7 +145,7 @@ def test_factorized_dense_inference_matches_the_training_path(grid, monkeypatch)
             return layer(x)
 
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-    assert layer.__dict__["_matrix_cache"]
+    assert all(axis.__dict__["_inference_cache"] for axis in layer.axes)
     with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
@@ -155,13 +155,37 @@ def test_factorized_dense_inference_matches_the_training_path(grid, monkeypatch)
     layer(x).square().sum().backward()
     torch.optim.SGD(layer.parameters(), lr=0.1).step()
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-    monkeypatch.setattr(_spectral, "_DENSE_WORK", 1)
+    monkeypatch.setattr(_spectral, "_SMALL_BATCH", 1)
     layer.train(False)
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-    assert not layer.__dict__.get("_matrix_cache")
+    assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
 
 
-def test_factorized_inference_matrices_are_not_kept_across_copies_or_precisions():
+@pytest.mark.parametrize("n_points, carried", [(16, ()), (9, ()), (5, ()), (12, (3,)), (7, (2, 3))])
+def test_1d_inference_path_matches_the_training_path(n_points, carried):
+    # A few 1-D queries in inference go through real factors; other axes
+    # between the channels and the grid's are carried along (as the axes of
+    # a factorised layer are), and grids too coarse for every mode drop them.
+    torch.manual_seed(0)
+    layer = SpectralConv(3, 4, n_dim=1, n_modes=4).double()
+    x = torch.randn((2, 3) + carried + (n_points,), dtype=torch.float64)
+    layer.train()
+    expected = layer(x)  # the training path: truncated bases, complex weights
+    layer.eval()
+    with torch.inference_mode():
+        got = layer(x)
+    assert layer.__dict__["_inference_cache"]
+    torch.testing.assert_close(got, expected.detach(), atol=1e-12, rtol=1e-10)
+    # With gradients on, or for a larger batch, the training path is taken.
+    assert layer(x).requires_grad
+    with torch.inference_mode():
+        big = torch.randn((9, 3) + carried + (n_points,), dtype=torch.float64)
+        layer.__dict__.pop("_inference_cache")
+        layer(big)
+        assert not layer.__dict__.get("_inference_cache")
+
+
+def test_factorized_inference_factors_are_not_kept_across_copies_or_precisions():
     import copy
     import pickle
 
@@ -172,17 +196,18 @@ def test_factorized_inference_matrices_are_not_kept_across_copies_or_precisions(
     x = torch.randn(1, 2, 8, 8)
     with torch.inference_mode():
         expected = layer(x)
-        # Matrices are built at full precision even under autocast, so a
-        # later plain call is not handed bfloat16 matrices.
+        # Factors are built at full precision even under autocast, so a
+        # later plain call is not handed bfloat16 ones.
         with torch.autocast("cpu", dtype=torch.bfloat16):
             layer(x)
         torch.testing.assert_close(layer(x), expected)
         # Only the last few grids are kept.
-        for n in range(8, 8 + 2 * _spectral._DENSE_GRIDS):
+        for n in range(8, 8 + 2 * _spectral._INFERENCE_GRIDS):
             layer(torch.randn(1, 2, n, n))
-        assert 0 < len(layer.__dict__["_matrix_cache"].table) <= _spectral._DENSE_GRIDS
+        for axis in layer.axes:
+            assert 0 < len(axis.__dict__["_inference_cache"].table) <= _spectral._INFERENCE_GRIDS
     for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-        assert not clone.__dict__.get("_matrix_cache")
+        assert not any(axis.__dict__.get("_inference_cache") for axis in clone.axes)
         with torch.inference_mode():
             torch.testing.assert_close(clone(x), expected)
 

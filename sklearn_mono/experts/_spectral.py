@@ -114,9 +114,49 @@ class SpectralConv(nn.Module):
         # Fourier bases cost less than FFTs of the whole grid on 1-D grids and
         # on a few 2-D or 3-D samples (single queries); on larger 2-D and 3-D
         # batches the FFTs win, since complex batched products are slow on CPU.
+        if self.n_dim == 1 and x.shape[0] <= _SMALL_BATCH and not (
+            self.training or torch.is_grad_enabled()
+        ):
+            # A few 1-D queries in inference (FactorizedSpectralConv's axes
+            # included): real products only, with weights laid out per mode.
+            return _apply_factors(x, *self._inference_factors(x))
         if self.n_dim == 1 or x.shape[0] <= _SMALL_BATCH:
             return self._forward_bases(x)
         return self._forward_fft(x)
+
+    def _inference_factors(self, x):
+        """The 1-D layer on the grid of ``x`` as real factors ``(F, W, G)``.
+
+        ``F`` (points, 2 modes) takes samples to the real and imaginary parts
+        of the kept modes, ``W`` (modes, 2 in, 2 out) mixes channels mode by
+        mode, and ``G`` (2 modes, points) goes back to samples. Built at full
+        precision and kept for the last few grids while the weights stay
+        equal to those they were built from; training drops them.
+        """
+        n = x.shape[-1]
+
+        def build():
+            with torch.autocast(x.device.type, enabled=False):
+                weight = self.weight.detach().clone()
+                forward, inverse = self._bases((n,), x.dtype, x.device)[0]
+                w = torch.view_as_complex(weight[0]).to(x.device)
+                re, im = w.real.to(x.dtype), w.imag.to(x.dtype)  # (in, out, modes)
+                # [re_in, im_in] @ [[re, im], [-im, re]] = [re_out, im_out]
+                mix = torch.cat([torch.cat([re, im], 1), torch.cat([-im, re], 1)], 0)
+            return weight, (forward, mix.permute(2, 0, 1).contiguous(), inverse)
+
+        def fresh(entry):
+            # An exact comparison: edits through ``.data`` leave no other trace.
+            return torch.equal(entry[0], self.weight)
+
+        key = (n, x.dtype, str(x.device))
+        cache = _grid_cache(self, "_inference_cache")
+        return cache.get(key, build, fresh, limit=_INFERENCE_GRIDS)[1]
+
+    def train(self, mode=True):
+        # Training changes the weights: drop the inference factors.
+        self.__dict__.pop("_inference_cache", None)
+        return super().train(mode)
 
     def _forward_bases(self, x):
         """The layer through products with the truncated Fourier bases."""
@@ -267,69 +307,33 @@ class FactorizedSpectralConv(nn.Module):
         )
 
     def forward(self, x):
-        # In inference on a small grid (single queries), each axis' layer is
-        # applied as the dense matrix it amounts to along that axis: one
-        # product instead of a dozen small operations.
-        matrices = None
-        if not (self.training or torch.is_grad_enabled()):
-            matrices = self._axis_matrices(x)
         out = None
         for axis, layer in enumerate(self.axes):
             dim = x.ndim - self.n_dim + axis
-            if matrices is None:
-                # A 1-D SpectralConv acts along the last axis, at every
-                # point of the axes between the channels and the last.
-                part = layer(x.movedim(dim, -1)).movedim(-1, dim)
-            else:
-                # (n, in, *grid) -> (n, other axes, in * points), and back.
-                order = [0] + [d for d in range(2, x.ndim) if d != dim] + [1, dim]
-                rows = x.permute(order).flatten(-2)
-                part = torch.matmul(rows, matrices[axis]).unflatten(-1, (-1, x.shape[dim]))
-                part = part.permute([order.index(d) for d in range(x.ndim)])
+            # A 1-D SpectralConv acts along the last axis, at every point of
+            # the axes between the channels and the last.
+            part = layer(x.movedim(dim, -1)).movedim(-1, dim)
             out = part if out is None else out + part
         return out
 
-    def _axis_matrices(self, x):
-        """Each axis' layer on the grid of ``x`` as an ``(in * n, out * n)`` matrix.
 
-        None when applying them would take more than ``_DENSE_WORK``
-        multiply-adds (a few samples on a small grid use them). Built by
-        applying the layer to every unit input, at full precision, and kept
-        for the last few grids while the weights stay equal to those they were
-        built from; training drops them.
-        """
-        grid = tuple(x.shape[x.ndim - self.n_dim :])
-        n_in, n_out = self.axes[0].weight.shape[1:3]
-        if x.shape[0] * prod(grid) * n_in * n_out * max(grid) > _DENSE_WORK:
-            return None
-
-        def build():
-            with torch.autocast(x.device.type, enabled=False):
-                weights = [layer.weight.detach().clone() for layer in self.axes]
-                matrices = []
-                for layer, n in zip(self.axes, grid):
-                    units = torch.eye(n_in * n, dtype=x.dtype, device=x.device)
-                    matrix = layer(units.view(n_in * n, n_in, n))
-                    matrices.append(matrix.reshape(n_in * n, n_out * n))
-            return weights, matrices
-
-        def fresh(entry):
-            # An exact comparison: edits through ``.data`` leave no other trace.
-            return all(torch.equal(kept, layer.weight) for kept, layer in zip(entry[0], self.axes))
-
-        key = (grid, x.dtype, str(x.device))
-        cache = _grid_cache(self, "_matrix_cache")
-        return cache.get(key, build, fresh, limit=_DENSE_GRIDS)[1]
-
-    def train(self, mode=True):
-        # Training changes the weights: drop the inference matrices.
-        self.__dict__.pop("_matrix_cache", None)
-        return super().train(mode)
+# A 1-D SpectralConv keeps the inference factors of at most this many grids.
+_INFERENCE_GRIDS = 4
 
 
-# FactorizedSpectralConv applies its layers as dense matrices when that takes
-# at most this many multiply-adds (a 16x16 query at 24 channels takes 2.4
-# million per axis, a few tens of microseconds), and keeps them for at most
-# this many grids.
-_DENSE_WORK = 2**22
-_DENSE_GRIDS = 4
+def _apply_factors(x, forward, mix, inverse):
+    """A 1-D spectral convolution along the last axis of ``x`` from its real factors.
+
+    ``x`` is ``(n, in, *others, points)``; the axes between the channels and
+    the last are carried along.
+    """
+    n, n_in, points = x.shape[0], x.shape[1], x.shape[-1]
+    others = x.shape[2:-1]
+    n_modes, n_out = mix.shape[0], mix.shape[2] // 2
+    coef = torch.matmul(x, forward)  # (n, in, *others, modes * [re, im])
+    # -> (modes, n * others, [re_in, im_in]): one real product per mode.
+    coef = coef.reshape(n, n_in, -1, n_modes, 2).permute(3, 0, 2, 4, 1)
+    coef = torch.bmm(coef.reshape(n_modes, -1, 2 * n_in), mix)
+    # -> (n, out, others, modes * [re, im]), and back to samples.
+    coef = coef.view(n_modes, n, -1, 2, n_out).permute(1, 4, 2, 0, 3).reshape(n, n_out, -1, 2 * n_modes)
+    return torch.matmul(coef, inverse).view((n, n_out) + others + (points,))
