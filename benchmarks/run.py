@@ -174,9 +174,8 @@ def models(problem, n_dim, out_channels, quick):
         DEFAULTS: lambda: MoNORegressor(random_state=0, **epochs),
         # When the defaults are the best configuration, they are fitted once.
         **({BEST_NAME: lambda: MoNORegressor(random_state=0, **best)} if BEST[problem] else {}),
-        "same expert, 1 leaf": lambda: MoNORegressor(
-            **{**best, "n_leaves": 1, "max_epochs": best_epochs}, random_state=0
-        ),
+        # A single leaf trains for root_epochs + max_epochs: the same budget.
+        "same expert, 1 leaf": lambda: MoNORegressor(**{**best, "n_leaves": 1}, random_state=0),
         FNO_NAME: lambda: NeuralopFNO(n_dim, out_channels, epochs=fno_epochs),
         # When the best configuration trains as long as the defaults, the
         # two FNO budgets are one model: it is fitted and timed once.
@@ -355,19 +354,29 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def style(name):
+        if name.startswith("MoNO"):
+            return "*", 14
+        if name.startswith("same expert"):
+            return "D", 6  # smaller: it often shares the best mixture's point
+        if name.startswith("neuraloperator"):
+            return "s", 8
+        return "o", 7
+
     problems = sorted({r["problem"] for r in rows})
-    fig, axes = plt.subplots(1, len(problems), figsize=(7 * len(problems), 5), constrained_layout=True)
+    fig, axes = plt.subplots(1, len(problems), figsize=(7 * len(problems), 7), constrained_layout=True)
     for ax, problem in zip(np.atleast_1d(axes), problems):
         for r in (r for r in rows if r["problem"] == problem):
-            ax.scatter(r["active"], r["errors"][0], s=50)
-            ax.annotate(r["model"], (r["active"], r["errors"][0]), textcoords="offset points",
-                        xytext=(5, 3), fontsize=8)
+            marker, size = style(r["model"])
+            ax.plot(r["active"], r["errors"][0], marker, markersize=size, label=r["model"])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("active parameters per query")
         ax.set_ylabel("test relative L2 error")
         ax.set_title(f"{problem}: error against active parameters")
         ax.grid(True, which="both", alpha=0.3)
+        # Below the axes: points of equal size would hide behind labels.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

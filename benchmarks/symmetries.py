@@ -63,11 +63,11 @@ def main():
         # The control: as many optimiser steps on the original data as the
         # copies get, to tell more data from more training.
         extra = {"same, twice the epochs": (
-            MoNORegressor(n_leaves=1, max_epochs=2 * half, random_state=0), f"{2 * half}"),
+            MoNORegressor(n_leaves=1, root_epochs=0, max_epochs=2 * half, random_state=0), f"{2 * half}"),
         } if control else {}
         return {
             "one default expert (1 leaf)": (
-                MoNORegressor(n_leaves=1, max_epochs=half, random_state=0), f"{half}"),
+                MoNORegressor(n_leaves=1, root_epochs=0, max_epochs=half, random_state=0), f"{half}"),
             **extra,
             "MoNORegressor, 4 leaves": (
                 MoNORegressor(max_epochs=half, root_epochs=half, random_state=0), f"{half} + {half}"),

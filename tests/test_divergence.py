@@ -14,7 +14,7 @@ from .conftest import SMALL
 
 def test_divergence_retried_with_smaller_step(antiderivative_small):
     X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=1, **{**SMALL, "max_epochs": 10, "lr": 1.0})
+    model = MoNORegressor(n_leaves=1, **{**SMALL, "root_epochs": 0, "max_epochs": 10, "lr": 1.0})
     with pytest.warns(UserWarning, match=r"Training of leaf 0 failed at lr=1: .*retrying with lr=0.1"):
         model.fit(X, y)
     assert model.experts_[0].lr == pytest.approx(0.1)

@@ -140,24 +140,42 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     x = torch.randn((2, 3) + grid, dtype=torch.float64)
 
     def inference():
-        layer.eval()
         with torch.inference_mode():
             return layer(x)
 
-    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-    assert all(axis.__dict__["_inference_cache"] for axis in layer.axes)
+    def entries():
+        # Each axis' cached factors for the one grid it has seen.
+        return [next(iter(axis.__dict__["_inference_cache"].table.values())) for axis in layer.axes]
+
+    def check():
+        torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+
+    layer.eval()
+    check()
+    first = entries()
+    check()  # reused while the weights are unchanged, and through eval()
+    layer.eval()
+    check()
+    assert all(a is b for a, b in zip(entries(), first))
     with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
-    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    check()
+    assert entries()[0] is not first[0] and all(a is b for a, b in zip(entries()[1:], first[1:]))
+    before = entries()
     layer.axes[-1].weight.data.mul_(0.5)  # leaves no version bump behind
-    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-    layer.train()
+    check()
+    assert entries()[-1] is not before[-1]
+    layer.train()  # training drops them
+    assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
     layer(x).square().sum().backward()
     torch.optim.SGD(layer.parameters(), lr=0.1).step()
-    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    layer.eval()
+    check()
+    # Larger batches than _SMALL_BATCH take the training path in inference too.
     monkeypatch.setattr(_spectral, "_SMALL_BATCH", 1)
-    layer.train(False)
-    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+    layer.train()
+    layer.eval()
+    check()
     assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
 
 

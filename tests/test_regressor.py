@@ -193,6 +193,24 @@ def test_mlp_expert(antiderivative_small):
         model.predict(np.repeat(X, 2, axis=1)[:, None, :])
 
 
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_training_budget_does_not_depend_on_the_number_of_leaves(antiderivative_small, n_jobs):
+    # Leaves fine-tune for max_epochs after the root's root_epochs; a single
+    # leaf is its own root and trains for both.
+    X, y = antiderivative_small
+    params = {**SMALL, "root_epochs": 3, "max_epochs": 2, "n_jobs": n_jobs}
+    single = MoNORegressor(n_leaves=1, **params).fit(X, y)
+    assert len(single.experts_[0].history) == 5
+    assert single.experts_[0].lr == pytest.approx(3e-3)  # at lr, as a root
+    mixture = MoNORegressor(n_leaves=2, **params).fit(X, y)
+    assert [len(net.history) for net in mixture.experts_] == [2, 2]
+    assert [net.lr for net in mixture.experts_] == pytest.approx([9e-4, 9e-4])  # 0.3 lr
+    # a tree that cannot be split is a single leaf too
+    with pytest.warns(UserWarning, match="Only 1 of n_leaves=2"):
+        unsplit = MoNORegressor(n_leaves=2, **params).fit(np.repeat(X[:1], len(X), 0), y)
+    assert len(unsplit.experts_[0].history) == 5
+
+
 def test_verbose_progress(antiderivative_small, capsys):
     X, y = antiderivative_small
     MoNORegressor(n_leaves=2, **{**SMALL, "verbose": 1}).fit(X, y)

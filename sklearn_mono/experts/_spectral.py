@@ -6,7 +6,8 @@ from math import prod, sqrt
 import torch
 from torch import nn
 
-# Up to this many samples, 2-D and 3-D layers use the truncated bases.
+# Up to this many samples, 2-D and 3-D layers use the truncated bases instead
+# of FFTs, and 1-D layers in inference their real factors.
 _SMALL_BATCH = 8
 
 
@@ -110,10 +111,11 @@ class SpectralConv(nn.Module):
         return bases
 
     def forward(self, x):
-        # Two exact evaluations of the same layer. Products with truncated
+        # Three exact evaluations of the same layer. Products with truncated
         # Fourier bases cost less than FFTs of the whole grid on 1-D grids and
         # on a few 2-D or 3-D samples (single queries); on larger 2-D and 3-D
         # batches the FFTs win, since complex batched products are slow on CPU.
+        # In inference, a few 1-D samples take the bases' real-only form.
         if self.n_dim == 1 and x.shape[0] <= _SMALL_BATCH and not (
             self.training or torch.is_grad_enabled()
         ):
@@ -154,8 +156,12 @@ class SpectralConv(nn.Module):
         return cache.get(key, build, fresh, limit=_INFERENCE_GRIDS)[1]
 
     def train(self, mode=True):
-        # Training changes the weights: drop the inference factors.
-        self.__dict__.pop("_inference_cache", None)
+        # Training changes the weights: drop the inference factors (a stale
+        # entry would be rebuilt anyway; this frees it). ``eval()`` keeps
+        # them, since callers such as skorch's ``predict`` switch to
+        # evaluation mode on every call.
+        if mode:
+            self.__dict__.pop("_inference_cache", None)
         return super().train(mode)
 
     def _forward_bases(self, x):
