@@ -1,7 +1,7 @@
 """Spectral convolution: a learned linear map on the lowest Fourier modes."""
 
 from itertools import product
-from math import prod, sqrt
+from math import sqrt
 
 import torch
 from torch import nn
