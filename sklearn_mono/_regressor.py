@@ -413,10 +413,12 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
         common = dict(criterion=criterion, criterion_kwargs=criterion_kwargs, batch_size=self.batch_size)
         n_leaves = tree.n_leaves_fitted
-        # A single leaf is its own root: it gets the whole budget, so that
-        # models with one and with several leaves train for as long.
-        root_epochs = self.root_epochs if n_leaves > 1 else 0
-        leaf_epochs = self.max_epochs if n_leaves > 1 else self.root_epochs + self.max_epochs
+        if n_leaves > 1:
+            root_epochs, leaf_epochs = self.root_epochs, self.max_epochs
+        else:
+            # A single leaf is its own root: it gets the whole budget, so that
+            # models with one and with several leaves train for as long.
+            root_epochs, leaf_epochs = 0, self.root_epochs + self.max_epochs
         with tqdm(
             total=root_epochs + n_leaves * leaf_epochs,
             disable=not self.verbose,

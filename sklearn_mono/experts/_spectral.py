@@ -141,8 +141,8 @@ class SpectralConv(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 weight = self.weight.detach().clone()
                 forward, inverse = self._bases((n,), x.dtype, x.device)[0]
-                w = torch.view_as_complex(weight[0]).to(x.device)
-                re, im = w.real.to(x.dtype), w.imag.to(x.dtype)  # (in, out, modes)
+                w = self.full_weight().detach().to(x.device)  # (in, out, modes)
+                re, im = w.real.to(x.dtype), w.imag.to(x.dtype)
                 # [re_in, im_in] @ [[re, im], [-im, re]] = [re_out, im_out]
                 mix = torch.cat([torch.cat([re, im], 1), torch.cat([-im, re], 1)], 0)
             return weight, (forward, mix.permute(2, 0, 1).contiguous(), inverse)
