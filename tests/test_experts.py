@@ -138,6 +138,14 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     torch.manual_seed(0)
     layer = FactorizedSpectralConv(3, 4, n_dim=len(grid), n_modes=4).double()
     x = torch.randn((2, 3) + grid, dtype=torch.float64)
+    # On 2-D grids both axes go through one fused pass.
+    fused = FactorizedSpectralConv._forward_factors_2d
+    fused_calls = []
+    monkeypatch.setattr(
+        FactorizedSpectralConv,
+        "_forward_factors_2d",
+        lambda self, x: fused_calls.append(x.shape) or fused(self, x),
+    )
 
     def inference():
         with torch.inference_mode():
@@ -157,6 +165,7 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     layer.eval()
     check()
     assert all(a is b for a, b in zip(entries(), first))
+    assert len(fused_calls) == (3 if len(grid) == 2 else 0)
     with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
     check()

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 # Up to this many samples, 2-D and 3-D layers use the truncated bases instead
-# of FFTs, and 1-D layers in inference their real factors.
+# of FFTs, and 1-D layers in inference their real factors (which factorised
+# 2-D layers apply to both axes in one fused pass).
 _SMALL_BATCH = 8
 
 
@@ -313,6 +314,10 @@ class FactorizedSpectralConv(nn.Module):
         )
 
     def forward(self, x):
+        if self.n_dim == 2 and x.shape[0] <= _SMALL_BATCH and not (
+            self.training or torch.is_grad_enabled()
+        ):
+            return self._forward_factors_2d(x)
         out = None
         for axis, layer in enumerate(self.axes):
             dim = x.ndim - self.n_dim + axis
@@ -321,6 +326,31 @@ class FactorizedSpectralConv(nn.Module):
             part = layer(x.movedim(dim, -1)).movedim(-1, dim)
             out = part if out is None else out + part
         return out
+
+    def _forward_factors_2d(self, x):
+        """A few 2-D queries in inference: both axes' real factors, fused.
+
+        The same numbers as applying each axis' 1-D layer in turn, in fewer
+        operations: each axis' transform reads ``x`` where it lies, without
+        a copy that moves the axis last.
+        """
+        n, n_in, rows, cols = x.shape
+        along_rows, along_cols = self.axes
+        f_rows, mix_rows, g_rows = along_rows._inference_factors(x.transpose(-1, -2))
+        f_cols, mix_cols, g_cols = along_cols._inference_factors(x)
+        n_modes, n_out = mix_cols.shape[0], mix_cols.shape[2] // 2
+        # To the kept modes, per axis: (n, in, rows, modes * [re, im]) and
+        # (n, in, modes * [re, im], cols), then laid out per mode as
+        # (modes, n, points of the other axis, [re, im], in).
+        by_cols = torch.matmul(x, f_cols).view(n, n_in, rows, n_modes, 2).permute(3, 0, 2, 4, 1)
+        by_rows = torch.matmul(f_rows.T, x).view(n, n_in, n_modes, 2, cols).permute(2, 0, 4, 3, 1)
+        by_cols = torch.bmm(by_cols.reshape(n_modes, n * rows, 2 * n_in), mix_cols)
+        by_rows = torch.bmm(by_rows.reshape(n_modes, n * cols, 2 * n_in), mix_rows)
+        # And back to samples along each axis, then summed.
+        by_cols = by_cols.view(n_modes, n, rows, 2, n_out).permute(1, 4, 2, 0, 3)
+        by_rows = by_rows.view(n_modes, n, cols, 2, n_out).permute(1, 4, 0, 3, 2)
+        out = torch.matmul(by_cols.reshape(n, n_out, rows, 2 * n_modes), g_cols)
+        return out + torch.matmul(g_rows.T, by_rows.reshape(n, n_out, 2 * n_modes, cols))
 
 
 # A 1-D SpectralConv keeps the inference factors of at most this many grids.
