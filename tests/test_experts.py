@@ -128,7 +128,7 @@ def test_factorized_spectral_conv_is_resolution_invariant(n_dim):
     torch.testing.assert_close(out_fine[subsample], out_coarse, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("grid", [(16, 16), (9, 12), (5, 6, 7)])
+@pytest.mark.parametrize("grid", [(16, 16), (9, 12), (5, 6), (5, 6, 7)])
 def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     # A few queries in inference apply each axis through its real factors;
     # they must give the training path's numbers, follow weight changes, and
@@ -166,6 +166,12 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     check()
     assert all(a is b for a, b in zip(entries(), first))
     assert len(fused_calls) == (3 if len(grid) == 2 else 0)
+    # A full small batch, read through a non-contiguous view.
+    swapped = grid[:-2] + (grid[-1], grid[-2])
+    wide = torch.randn((8, 3) + swapped, dtype=torch.float64).transpose(-1, -2)
+    with torch.inference_mode():
+        got = layer(wide)
+    torch.testing.assert_close(got, _axis_multiplier_reference(layer, wide), atol=1e-12, rtol=1e-10)
     with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
     check()

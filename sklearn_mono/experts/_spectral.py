@@ -120,8 +120,8 @@ class SpectralConv(nn.Module):
         if self.n_dim == 1 and x.shape[0] <= _SMALL_BATCH and not (
             self.training or torch.is_grad_enabled()
         ):
-            # A few 1-D queries in inference (FactorizedSpectralConv's axes
-            # included): real products only, with weights laid out per mode.
+            # A few 1-D queries in inference (the axes of 3-D factorised
+            # layers included): real products only, with weights laid out per mode.
             return _apply_factors(x, *self._inference_factors(x))
         if self.n_dim == 1 or x.shape[0] <= _SMALL_BATCH:
             return self._forward_bases(x)
@@ -330,7 +330,8 @@ class FactorizedSpectralConv(nn.Module):
     def _forward_factors_2d(self, x):
         """A few 2-D queries in inference: both axes' real factors, fused.
 
-        The same numbers as applying each axis' 1-D layer in turn, in fewer
+        The same numbers, to rounding, as applying each axis' 1-D layer in
+        turn (without running hooks registered on the axes), in fewer
         operations: each axis' transform reads ``x`` where it lies, without
         a copy that moves the axis last.
         """
