@@ -46,12 +46,13 @@ from sklearn_mono.experts import RelativeL2Loss, count_parameters
 # The configurations this benchmark found best, one per problem (see the docs'
 # benchmarks page), with at most a quarter of a standard FNO's parameters per
 # query; an empty one means the defaults. Darcy flow at 16x16 gains from
-# residual Fourier layers at a higher learning rate (its leaves overfit their
-# cells of 250-300 samples when fine-tuned for long, so, as by default, they
-# get 20 of the 100 epochs). Burgers wants every mode an expert holds on 16
-# points (7) and long training.
+# residual Fourier layers at a higher learning rate, and from experts that
+# share the problem's symmetry under reflecting either axis (its leaves
+# overfit their cells of 250-300 samples when fine-tuned for long, so, as by
+# default, they get 20 of the 100 epochs). Burgers wants every mode an expert
+# holds on 16 points (7) and long training.
 BEST = {
-    "Darcy": dict(expert_kwargs={"residual": True}, lr=6e-3),
+    "Darcy": dict(expert_kwargs={"residual": True, "symmetric": True}, lr=6e-3),
     "Burgers": dict(n_leaves=4, width=14, n_modes=7, root_epochs=150, max_epochs=20, lr=5e-3),
 }
 FNO_EPOCHS = 100  # = root_epochs + max_epochs of the default MoNORegressor

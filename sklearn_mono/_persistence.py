@@ -39,8 +39,11 @@ FORMAT = "sklearn_mono.MoNORegressor"
 #    keyword); files of versions 2 and 3 have linear ones, the default.
 # 5: the FNO expert may have residual blocks (its ``residual`` keyword);
 #    files of versions 2 to 4 have plain layers, the default.
-VERSION = 5
-_READABLE = (2, 3, 4, 5)
+# 6: the FNO expert may be symmetric under reflections (its ``symmetric``
+#    keyword, with real spectral weights, and ``positional="even"``);
+#    files of versions 2 to 5 have neither, the default.
+VERSION = 6
+_READABLE = (2, 3, 4, 5, 6)
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (

@@ -139,7 +139,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Layers of the built-in experts.
     expert_kwargs : dict, default=None
         Further keyword arguments for the expert class, e.g.
-        ``{"positional": "periodic"}`` or ``{"residual": True}`` for the FNO
+        ``{"positional": "periodic"}``, ``{"residual": True}`` or
+        ``{"symmetric": True}`` for the FNO
         (see :class:`~sklearn_mono.experts.FNO`).
     max_epochs : int, default=20
         Training epochs of each leaf's expert on the samples of its cell.

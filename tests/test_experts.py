@@ -269,6 +269,57 @@ def test_fno_shapes_and_super_resolution(residual):
     assert pooled(torch.zeros(4, 1, 10)).shape == (4, 5)
 
 
+def _reflect(t, dim):
+    """``j -> (n - j) mod n`` along ``dim``: the reflection of a periodic grid."""
+    n = t.shape[dim]
+    return t.index_select(dim, (-torch.arange(n)) % n)
+
+
+@pytest.mark.parametrize("grid", [(16,), (12, 10), (6, 5, 7)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_symmetric_fno_commutes_with_reflecting_each_axis(grid, residual):
+    torch.manual_seed(0)
+    kwargs = dict(width=6, n_modes=4, n_layers=2, factorized=True, residual=residual)
+    symmetric = FNO(1, 2, grid_shape=grid, symmetric=True, **kwargs).double()
+    plain = FNO(1, 2, grid_shape=grid, **kwargs).double()
+    assert symmetric.positional == "even" and plain.positional == "linear"
+    for n in (1, 3, 9):  # the fused inference path, the bases and the FFTs
+        x = torch.randn((n, 1) + grid, dtype=torch.float64)
+        for dim in range(2, x.ndim):
+            for model, train in ((symmetric, True), (symmetric, False), (plain, False)):
+                model.train(train)
+                with torch.set_grad_enabled(train):
+                    gap = (model(_reflect(x, dim)) - _reflect(model(x), dim)).abs().max()
+                if model is symmetric:
+                    assert gap < 1e-12
+                else:  # the check can fail: a plain FNO has no such symmetry
+                    assert gap > 1e-4
+
+
+def test_symmetric_fno_has_real_spectral_weights():
+    plain = FNO(1, 1, grid_shape=(16, 16), width=8, n_modes=6, n_layers=2, factorized=True)
+    symmetric = FNO(
+        1, 1, grid_shape=(16, 16), width=8, n_modes=6, n_layers=2, factorized=True, symmetric=True
+    )
+    # Half the spectral weights (2 layers, 2 axes, 8 x 8 channels, 6 modes);
+    # the coordinates, cos(2 pi x) per axis, are as many as the linear ones.
+    assert count_parameters(plain) - count_parameters(symmetric) == 2 * 2 * 8 * 8 * 6
+    layer = symmetric.spectral[0].axes[0]
+    assert layer.weight.shape == (1, 8, 8, 6) and not layer.weight.is_complex()
+    assert not layer.full_weight().imag.any()
+
+
+def test_symmetric_fno_rejects_what_breaks_the_symmetry():
+    with pytest.raises(ValueError, match="symmetric=True needs coordinates .* got positional='linear'"):
+        FNO(1, 1, grid_shape=(16,), symmetric=True, positional="linear")
+    with pytest.raises(ValueError, match="symmetric=True on a 2-D grid needs factorized=True"):
+        FNO(1, 1, grid_shape=(16, 16), symmetric=True)
+    with pytest.raises(TypeError, match="symmetric must be True or False, got 'yes'"):
+        FNO(1, 1, grid_shape=(16,), symmetric="yes")
+    with pytest.raises(TypeError, match="even must be True or False, got 1"):
+        SpectralConv(1, 1, n_dim=1, n_modes=4, even=1)
+
+
 def test_fno_caps_modes_at_the_training_grid():
     # (n - 1) // 2 modes on n points, whatever the kind of layer
     assert FNO(1, 1, grid_shape=(16,), n_modes=12).n_modes == 7
@@ -326,7 +377,7 @@ def test_periodic_coordinates_look_the_same_on_every_grid():
 
 
 def test_fno_refuses_unknown_coordinates():
-    with pytest.raises(ValueError, match=r"positional must be one of \['linear', 'periodic'\], got 'polar'"):
+    with pytest.raises(ValueError, match=r"positional must be one of \['even', 'linear', 'periodic'\] or None, got 'polar'"):
         FNO(1, 1, grid_shape=(8,), positional="polar")
 
 

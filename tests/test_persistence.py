@@ -63,7 +63,10 @@ def test_save_load_round_trip_on_a_2d_grid(factorized, tmp_path):
     _same(load(path, device="cpu"), model, X)
 
 
-@pytest.mark.parametrize("option", [{"positional": "periodic"}, {"residual": True}])
+@pytest.mark.parametrize(
+    "option",
+    [{"positional": "periodic"}, {"residual": True}, {"symmetric": True}, {"positional": "even"}],
+)
 def test_save_load_keeps_fno_options(option, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 8, 8))
@@ -258,8 +261,9 @@ def test_files_of_version_2_load_with_full_fourier_layers(tmp_path):
 
 
 def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
-    # Version 4 files predate residual blocks: their FNO kwargs do not name
-    # ``residual`` and their experts have plain layers, the FNO's default.
+    # Version 4 files predate residual blocks (and symmetric experts, version
+    # 6): their FNO kwargs name neither, and their experts have plain layers
+    # with complex weights and linear coordinates, the FNO's defaults.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 8, 8))
     model = MoNORegressor(n_leaves=2, **SMALL).fit(X, X)
@@ -267,7 +271,9 @@ def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
     model.save(path)
     _resign(path, lambda meta: meta.update(version=4))
     loaded = load(path, device="cpu")
-    assert not loaded.experts_[0].module_.operator.residual
+    operator = loaded.experts_[0].module_.operator
+    assert not operator.residual and not operator.symmetric
+    assert operator.positional == "linear"
     _same(loaded, model, X)
 
 
@@ -275,7 +281,7 @@ def test_other_format_versions_are_refused(fitted_small, tmp_path):
     path = tmp_path / "m.npz"
     fitted_small.save(path)
     _resign(path, lambda meta: meta.update(version=1))
-    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4, 5"):
+    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4, 5, 6"):
         load(path)
 
 

@@ -3,6 +3,7 @@
 from itertools import product
 from math import sqrt
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +31,11 @@ class SpectralConv(nn.Module):
         Number of grid axes (1, 2 or 3).
     n_modes : int
         Modes kept along each axis.
+    even : bool, default=False
+        Real weights instead of complex ones (half as many numbers): the
+        layer's convolution kernel is then even, ``k(-x) = k(x)``, and the
+        layer commutes with the reflection ``x -> -x`` of the periodic grid
+        (``j -> (n - j) mod n`` on every axis at once).
 
     Examples
     --------
@@ -40,18 +46,29 @@ class SpectralConv(nn.Module):
     torch.Size([5, 3, 16, 16])
     """
 
-    def __init__(self, in_channels, out_channels, n_dim, n_modes):
+    def __init__(self, in_channels, out_channels, n_dim, n_modes, *, even=False):
         super().__init__()
         _check_n_dim(type(self), n_dim)
+        if not isinstance(even, (bool, np.bool_)):
+            raise TypeError(f"even must be True or False, got {even!r}.")
         self.n_dim = n_dim
         self.n_modes = n_modes
+        self.even = bool(even)
         # One block of weights per sign pattern of the non-last axes.
         n_blocks = 2 ** (n_dim - 1)
         scale = 1.0 / (in_channels * out_channels)
-        shape = (n_blocks, in_channels, out_channels) + (n_modes,) * n_dim + (2,)
-        # Stored as real pairs so that optimisers, devices and state dicts
-        # see ordinary real tensors.
+        shape = (n_blocks, in_channels, out_channels) + (n_modes,) * n_dim
+        # Complex weights are stored as real pairs so that optimisers, devices
+        # and state dicts see ordinary real tensors; even ones are the real
+        # parts alone.
+        shape += () if self.even else (2,)
         self.weight = nn.Parameter(scale * torch.rand(shape) * sqrt(2.0))
+
+    def _complex_weight(self):
+        """The stored weights as complex numbers, ``(blocks, in, out, *modes)``."""
+        if getattr(self, "even", False):
+            return torch.complex(self.weight, torch.zeros_like(self.weight))
+        return torch.view_as_complex(self.weight)
 
     def full_weight(self):
         """Complex weights over every kept frequency, shape ``(in, out, *K)``.
@@ -62,7 +79,7 @@ class SpectralConv(nn.Module):
         """
         d, m = self.n_dim, self.n_modes
         n_in, n_out = self.weight.shape[1:3]
-        w = torch.view_as_complex(self.weight)  # (blocks, in, out, m, ..., m)
+        w = self._complex_weight()  # (blocks, in, out, m, ..., m)
         if d == 1:
             return w[0]
         # Block index -> one sign per non-last axis; interleave sign and mode.
@@ -200,7 +217,7 @@ class SpectralConv(nn.Module):
             dtype=coef.dtype,
             device=x.device,
         )
-        weight = torch.view_as_complex(self.weight)
+        weight = self._complex_weight()
         # Frequencies this grid resolves: |k| <= (n - 1) // 2 (no Nyquist mode,
         # which aliases and would mean something else on a finer grid).
         top = [(n - 1) // 2 for n in grid]
@@ -294,6 +311,10 @@ class FactorizedSpectralConv(nn.Module):
     n_modes : int
         Modes kept along each axis, ``0 <= k < n_modes``; on a grid too coarse
         for some of them only those it resolves are used.
+    even : bool, default=False
+        Real weights on every axis (see :class:`SpectralConv`): the layer
+        then commutes with reflecting any one axis of the periodic grid,
+        ``j -> (n - j) mod n`` along it.
 
     Examples
     --------
@@ -304,13 +325,13 @@ class FactorizedSpectralConv(nn.Module):
     torch.Size([5, 3, 16, 12])
     """
 
-    def __init__(self, in_channels, out_channels, n_dim, n_modes):
+    def __init__(self, in_channels, out_channels, n_dim, n_modes, *, even=False):
         super().__init__()
         _check_n_dim(type(self), n_dim)
         self.n_dim = n_dim
         self.n_modes = n_modes
         self.axes = nn.ModuleList(
-            SpectralConv(in_channels, out_channels, 1, n_modes) for _ in range(n_dim)
+            SpectralConv(in_channels, out_channels, 1, n_modes, even=even) for _ in range(n_dim)
         )
 
     def forward(self, x):
