@@ -94,7 +94,7 @@ def _axis_multiplier_reference(layer, x):
         n = x.shape[dim]
         m = min(layer.n_modes, (n - 1) // 2 + 1)
         coef = torch.fft.rfft(x, dim=dim, norm="forward").movedim(dim, -1)[..., :m]
-        weight = torch.view_as_complex(conv.weight)[0, ..., :m]  # (in, out, m)
+        weight = conv.full_weight()[..., :m]  # (in, out, m)
         mapped = torch.einsum("bi...k,iok->bo...k", coef, weight)
         full = torch.zeros(mapped.shape[:-1] + (n // 2 + 1,), dtype=mapped.dtype)
         full[..., :m] = mapped
@@ -283,7 +283,7 @@ def test_symmetric_fno_commutes_with_reflecting_each_axis(grid, residual):
     symmetric = FNO(1, 2, grid_shape=grid, symmetric=True, **kwargs).double()
     plain = FNO(1, 2, grid_shape=grid, **kwargs).double()
     assert symmetric.positional == "even" and plain.positional == "linear"
-    for n in (1, 3, 9):  # the fused inference path, the bases and the FFTs
+    for n in (1, 3, 9):  # in inference, real factors (fused on 2-D) up to 8, else the bases
         x = torch.randn((n, 1) + grid, dtype=torch.float64)
         for dim in range(2, x.ndim):
             for model, train in ((symmetric, True), (symmetric, False), (plain, False)):
@@ -294,6 +294,34 @@ def test_symmetric_fno_commutes_with_reflecting_each_axis(grid, residual):
                     assert gap < 1e-12
                 else:  # the check can fail: a plain FNO has no such symmetry
                     assert gap > 1e-4
+
+
+@pytest.mark.parametrize("grid", [(12,), (10, 9), (6, 5, 7)])
+@pytest.mark.parametrize("factorized", [False, True])
+def test_even_layers_compute_the_complex_layer_with_zero_imaginary_parts(grid, factorized):
+    # Every path of an even layer gives what a complex layer gives with the
+    # same real parts and zero imaginary ones.
+    cls = FactorizedSpectralConv if factorized else SpectralConv
+    torch.manual_seed(0)
+    even = cls(3, 2, n_dim=len(grid), n_modes=3, even=True).double()
+    complex_ = cls(3, 2, n_dim=len(grid), n_modes=3).double()
+    with torch.no_grad():
+        for a, b in zip(even.parameters(), complex_.parameters()):
+            assert b.shape == a.shape + (2,)
+            b.copy_(torch.stack([a, torch.zeros_like(a)], -1))
+    for n in (2, 9):  # up to _SMALL_BATCH: bases or real factors; above: FFTs or bases
+        x = torch.randn((n, 3) + grid, dtype=torch.float64)
+        for train in (True, False):
+            even.train(train), complex_.train(train)
+            with torch.set_grad_enabled(train):
+                got, expected = even(x), complex_(x)
+            assert got.abs().max() > 1e-3  # the spectral part is not silently dropped
+            torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-10)
+
+
+def test_symmetric_fno_refuses_padding():
+    with pytest.raises(ValueError, match="symmetric=True needs padding=0, got padding=0.25"):
+        FNO(1, 1, grid_shape=(16,), symmetric=True, padding=0.25)
 
 
 def test_symmetric_fno_has_real_spectral_weights():

@@ -81,7 +81,7 @@ class FNO(nn.Module):
         of ``2^(n_dim - 1) * n_modes^n_dim``) and, on small training sets,
         less overfitting. ``MoNORegressor`` turns it on. The same layer on
         1-D grids.
-    positional : {"linear", "periodic", "even"}, default=None
+    positional : {"linear", "periodic", "even"} or None, default=None
         The grid coordinates read, next to the input channels, by the
         lifting layer; None means ``"even"`` when ``symmetric`` is true and
         ``"linear"`` otherwise. ``"linear"``: ``x = j / n`` along each axis, as in the
@@ -104,12 +104,16 @@ class FNO(nn.Module):
         even along each axis, with half the weights) and the coordinates are
         ``"even"`` ones. Needs factorised Fourier layers on 2-D and 3-D
         grids, since a full layer's real weights commute only with
-        reflecting every axis at once. Choose it when the operator has that
+        reflecting every axis at once, and no ``padding``, whose zeros at
+        the end of each axis break the reflection. Choose it when the operator has that
         symmetry, as Darcy flow with a constant forcing and zero boundary
         values at ``x = 0`` has (:func:`~sklearn_mono.datasets.make_darcy`):
         there, four factorised residual experts trained at 16x16 gave 0.0308
-        at 16x16 and 0.0555 zero-shot at 32x32, against 0.0319 and 0.0802
-        without it (one seed, ``lr=6e-3``). Operators without the symmetry
+        at 16x16, against 0.0319 without it (with linear coordinates; one
+        seed, ``lr=6e-3``). Zero-shot at 32x32 they gave 0.0555 against
+        0.0802, a gain that comes from the smooth coordinates: ``"even"``
+        coordinates with complex weights gave 0.0276 there, but 0.0338 at
+        16x16. Operators without the symmetry
         cannot be learned with it: Burgers' equation, for one, changes the
         sign of the solution when space is reflected.
     residual : bool, default=False
@@ -183,6 +187,11 @@ class FNO(nn.Module):
             raise ValueError(
                 f"symmetric=True needs coordinates that reflections leave unchanged, "
                 f"positional='even' (or None), got positional={positional!r}."
+            )
+        if symmetric and padding:
+            raise ValueError(
+                f"symmetric=True needs padding=0, got padding={padding!r}: zeros "
+                f"appended at the end of each axis break the reflection symmetry."
             )
         if symmetric and self.n_dim > 1 and not self.factorized:
             raise ValueError(
