@@ -84,8 +84,8 @@ class FNO(nn.Module):
     positional : {"linear", "periodic", "even"} or None, default=None
         The grid coordinates read, next to the input channels, by the
         lifting layer; None means ``"even"`` when ``symmetric`` is true and
-        ``"linear"`` otherwise. ``"linear"``: ``x = j / n`` along each axis, as in the
-        original FNO. It jumps from 1 back to 0 where the periodic domain of
+        ``"linear"`` otherwise. ``"linear"``: ``x = j / n`` along each axis,
+        as in the original FNO. It jumps from 1 back to 0 where the periodic domain of
         the Fourier layers wraps around, and the discrete spectrum of that
         jump changes with the grid. ``"periodic"``: ``sin(2 pi x)`` and
         ``cos(2 pi x)`` along each axis, smooth across the wrap, so the model
@@ -104,18 +104,18 @@ class FNO(nn.Module):
         even along each axis, with half the weights) and the coordinates are
         ``"even"`` ones. Needs factorised Fourier layers on 2-D and 3-D
         grids, since a full layer's real weights commute only with
-        reflecting every axis at once, and no ``padding``, whose zeros at
-        the end of each axis break the reflection. Choose it when the operator has that
-        symmetry, as Darcy flow with a constant forcing and zero boundary
-        values at ``x = 0`` has (:func:`~sklearn_mono.datasets.make_darcy`):
-        there, four factorised residual experts trained at 16x16 gave 0.0308
-        at 16x16, against 0.0319 without it (with linear coordinates; one
-        seed, ``lr=6e-3``). Zero-shot at 32x32 they gave 0.0555 against
-        0.0802, a gain that comes from the smooth coordinates: ``"even"``
-        coordinates with complex weights gave 0.0276 there, but 0.0338 at
-        16x16. Operators without the symmetry
-        cannot be learned with it: Burgers' equation, for one, changes the
-        sign of the solution when space is reflected.
+        reflecting every axis at once, and no ``padding``, whose zeros at the
+        end of each axis break the reflection. Choose it when the operator
+        has that symmetry, as Darcy flow with a constant forcing and zero
+        boundary values at ``x = 0`` has
+        (:func:`~sklearn_mono.datasets.make_darcy`): there, four factorised
+        residual experts trained at 16x16 gave 0.0308 at 16x16, against
+        0.0319 without it (with linear coordinates; one seed, ``lr=6e-3``).
+        Zero-shot at 32x32 they gave 0.0555 against 0.0802, a gain that comes
+        from the smooth coordinates: ``"even"`` coordinates with complex
+        weights gave 0.0276 there, but 0.0338 at 16x16. Operators without the
+        symmetry cannot be learned with it: Burgers' equation, for one,
+        changes the sign of the solution when space is reflected.
     residual : bool, default=False
         Make each layer a residual block, ``h + W2 GELU(W1 K(h))``, where
         ``K`` is the spectral convolution and ``W1``, ``W2`` are pointwise
