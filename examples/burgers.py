@@ -22,9 +22,9 @@ from sklearn_mono.datasets import make_burgers  # noqa: E402
 
 def main(quick=False, output_dir="."):
     n_train, n_test = (120, 20) if quick else (1000, 200)
-    epochs = 3 if quick else 50
+    epochs = {"max_epochs": 3, "root_epochs": 3} if quick else {}
     X, y = make_burgers(n_samples=n_train + n_test, n_points=16, random_state=0)
-    model = MoNORegressor(n_leaves=4, max_epochs=epochs, root_epochs=epochs, random_state=0)
+    model = MoNORegressor(n_leaves=4, random_state=0, **epochs)
     model.fit(X[:n_train], y[:n_train])
     pred = model.predict(X[n_train:])
     truth = y[n_train:]

@@ -26,7 +26,7 @@ def main(quick=False, output_dir="."):
     epochs = 2 if quick else 15
     X, y = make_antiderivative(n_samples=n_train + n_test, n_points=32, random_state=0)
     grid = {"n_leaves": [1, 2, 4], "width": [8, 16, 32]} if not quick else {"n_leaves": [1, 2], "width": [4, 8]}
-    base = MoNORegressor(n_modes=12, max_epochs=epochs, root_epochs=epochs, random_state=0)
+    base = MoNORegressor(n_modes=12, max_epochs=epochs, root_epochs=epochs, lr=3e-3, random_state=0)
     search = GridSearchCV(base, grid, scoring=relative_l2_scorer, cv=2, n_jobs=1)
     search.fit(X[:n_train], y[:n_train])
     print("best:", search.best_params_, f"cross-validated relative L2 {-search.best_score_:.4f}")

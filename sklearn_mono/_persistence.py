@@ -202,6 +202,9 @@ def save_model(model, path):
             "n_params_active_": model.n_params_active_,
             "n_params_routing_": model.n_params_routing_,
             "n_params_total_": model.n_params_total_,
+            "width_": model.width_,
+            "root_epochs_": model.root_epochs_,
+            "lr_": model.lr_,
             "leaf_sizes_": [int(s) for s in model.leaf_sizes_],
             "device_": model.device_,
             "grid_": list(model.grid_),
@@ -319,6 +322,11 @@ def _rebuild(path, meta, arrays, device, custom_objects):
     model.tree_ = tree
 
     grid = tuple(state["fitted"]["grid_"])
+    # Files written before "auto" defaults hold the values they trained with
+    # as parameters; later ones also hold what "auto" became.
+    resolved = model._resolve_auto(len(grid), expert_cls)
+    for name in ("width", "root_epochs", "lr"):
+        resolved[name] = state["fitted"].get(name + "_", resolved[name])
     experts = []
     for leaf, keys in enumerate(spec["state_keys"]):
         tensors = {k: torch.from_numpy(arrays[f"experts/{leaf}/{k}"].copy()) for k in keys}
@@ -342,7 +350,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         else:
             criterion, kwargs = RelativeL2Loss, {"floor": state["expert"]["floor"]}
         net = make_net(
-            module, criterion=criterion, criterion_kwargs=kwargs, lr=model.lr,
+            module, criterion=criterion, criterion_kwargs=kwargs, lr=resolved["lr"],
             max_epochs=model.max_epochs, batch_size=model.batch_size, device=device,
         )
         net.initialize()
@@ -358,6 +366,8 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         model.feature_names_in_ = np.array(names, dtype=object)
     for attr, value in fitted.items():
         setattr(model, attr, value)
+    model.width_ = resolved["width"] if expert_cls in _BUILTIN_EXPERTS.values() else None
+    model.root_epochs_, model.lr_ = int(resolved["root_epochs"]), float(resolved["lr"])
     model.grid_ = grid
     model.leaf_sizes_ = np.array(model.leaf_sizes_)
     model.device_ = device

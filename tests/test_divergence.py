@@ -58,7 +58,7 @@ class _BreaksAfter(FNO):
 
 def test_failed_leaves_fall_back_to_the_root(antiderivative_small):
     X, y = antiderivative_small  # 80 samples: 3 batches of 32 per epoch
-    params = {**SMALL, "root_epochs": 30, "lr": 1e-2}
+    params = {**SMALL, "root_epochs": 30}  # lr "auto": 3e-3 for an expert class of one's own
     model = MoNORegressor(
         n_leaves=2, expert=_BreaksAfter, expert_kwargs={"limit": 3 * 30, "width": 8, "n_modes": 4}, **params
     )
@@ -74,6 +74,7 @@ def test_failed_leaves_fall_back_to_the_root(antiderivative_small):
     # both leaves now hold the root's weights
     a, b = (net.module_.state_dict() for net in model.experts_)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [net.lr for net in model.experts_] == [model.lr_, model.lr_] == [3e-3, 3e-3]
     assert model.score(X, y) > 0
 
 

@@ -20,7 +20,8 @@ from .test_regressor import _Linear
 def _same(a, b, X):
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     np.testing.assert_array_equal(a.apply(X), b.apply(X))
-    for attr in ("n_params_active_", "n_params_total_", "n_params_routing_", "depth_", "n_leaves_", "grid_"):
+    for attr in ("n_params_active_", "n_params_total_", "n_params_routing_", "depth_", "n_leaves_", "grid_",
+                 "width_", "root_epochs_", "lr_"):
         assert getattr(a, attr) == getattr(b, attr)
 
 
@@ -43,7 +44,10 @@ def test_save_load_round_trip(params, target, antiderivative_small, tmp_path):
     model.save(path)
     loaded = load(path, device="cpu")
     _same(loaded, model, X)
-    assert loaded.get_params().keys() == model.get_params().keys()
+    plain = lambda m: {k: v for k, v in m.get_params().items() if not hasattr(v, "get_params")}  # noqa: E731
+    assert plain(loaded) == plain(model)  # "auto" stays "auto"
+    assert loaded.get_params()["lr"] == "auto" and loaded.lr_ == model.lr_
+    assert [net.lr for net in loaded.experts_] == [model.lr_] * 4
     assert loaded.predict(X).shape == y.shape
 
 
@@ -275,6 +279,31 @@ def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
     assert not operator.residual and not operator.symmetric
     assert operator.positional == "linear"
     _same(loaded, model, X)
+
+
+def test_files_from_before_auto_defaults_load_with_the_values_they_name(antiderivative_small, tmp_path):
+    # Files written before width, root_epochs and lr could be "auto" hold
+    # numbers there and not the fitted width_, root_epochs_ and lr_, which are
+    # then read from the parameters; an "auto" left without them is resolved
+    # for the fitted grid and expert, as at fit.
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, **{**SMALL, "lr": 2e-3}).fit(X, y)
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    def without_resolved(meta):
+        for name in ("width_", "root_epochs_", "lr_"):
+            del meta["state"]["fitted"][name]
+
+    _resign(path, without_resolved)
+    loaded = load(path, device="cpu")
+    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 5, 2e-3)
+    assert [net.lr for net in loaded.experts_] == [2e-3, 2e-3]
+    _same(loaded, model, X)
+    model.set_params(width="auto", root_epochs="auto", lr="auto").save(path)
+    _resign(path, without_resolved)
+    loaded = load(path, device="cpu")
+    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (14, 150, 6e-3)  # a 1-D FNO
 
 
 def test_other_format_versions_are_refused(fitted_small, tmp_path):

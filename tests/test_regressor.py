@@ -201,14 +201,53 @@ def test_training_budget_does_not_depend_on_the_number_of_leaves(antiderivative_
     params = {**SMALL, "root_epochs": 3, "max_epochs": 2, "n_jobs": n_jobs}
     single = MoNORegressor(n_leaves=1, **params).fit(X, y)
     assert len(single.experts_[0].history) == 5
-    assert single.experts_[0].lr == pytest.approx(3e-3)  # at lr, as a root
+    assert single.experts_[0].lr == pytest.approx(6e-3)  # at lr ("auto": 6e-3 in 1-D), as a root
     mixture = MoNORegressor(n_leaves=2, **params).fit(X, y)
     assert [len(net.history) for net in mixture.experts_] == [2, 2]
-    assert [net.lr for net in mixture.experts_] == pytest.approx([9e-4, 9e-4])  # 0.3 lr
+    assert [net.lr for net in mixture.experts_] == pytest.approx([1.8e-3, 1.8e-3])  # 0.3 lr
     # a tree that cannot be split is a single leaf too
     with pytest.warns(UserWarning, match="Only 1 of n_leaves=2"):
         unsplit = MoNORegressor(n_leaves=2, **params).fit(np.repeat(X[:1], len(X), 0), y)
     assert len(unsplit.experts_[0].history) == 5
+
+
+def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
+    # "auto" means width 14, 150 root epochs and lr 6e-3 for the FNO expert
+    # on 1-D grids, and width 24, 80 root epochs and lr 3e-3 otherwise; the
+    # grid is the fitted one, after grid_shape and grid_ndim.
+    X, y = antiderivative_small
+    params = dict(n_modes=2, n_layers=1, max_epochs=1, device="cpu", random_state=0)
+
+    def fitted(X, y, **kwargs):
+        model = MoNORegressor(**{"n_leaves": 1, **params, **kwargs}).fit(X, y)
+        net = model.experts_[0]
+        used = (len(net.history), net.lr, net.module_.operator.lift.out_channels)
+        assert used == (model.root_epochs_ + 1, model.lr_, model.width_)
+        return used
+
+    assert fitted(X[:20], y[:20]) == (151, 6e-3, 14)
+    X2 = rng.normal(size=(20, 6, 6))
+    assert fitted(X2, X2) == (81, 3e-3, 24)
+    # flat rows folded onto a 2-D grid, and two channels on a 1-D grid
+    assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 3e-3, 24)
+    X1 = rng.normal(size=(20, 2, 16))
+    assert fitted(X1, X1, grid_ndim=1) == (151, 6e-3, 14)
+    # the MLP expert keeps the 2-D presets on 1-D grids
+    mlp = MoNORegressor(n_leaves=1, expert="mlp", **params).fit(X[:20], y[:20])
+    net = mlp.experts_[0]
+    assert (len(net.history), net.lr, net.module_.operator.net[0].out_features) == (81, 3e-3, 24)
+    assert (mlp.width_, mlp.root_epochs_, mlp.lr_) == (24, 80, 3e-3)
+    # leaves fine-tune at 0.3 * the resolved lr
+    X3 = rng.normal(size=(20, 4, 4, 4))
+    mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, **params).fit(X3, X3)
+    assert [net.lr for net in mixture.experts_] == pytest.approx([9e-4, 9e-4])  # 0.3 * 3e-3
+    assert mixture.experts_[0].module_.operator.lift.out_channels == 24
+    # explicit values win over the presets
+    assert fitted(X[:20], y[:20], width=5, root_epochs=2, lr=1e-3) == (3, 1e-3, 5)
+    # the estimator's parameters keep "auto": the presets are resolved at fit
+    assert {k: mlp.get_params()[k] for k in ("width", "root_epochs", "lr")} == dict.fromkeys(
+        ("width", "root_epochs", "lr"), "auto"
+    )
 
 
 def test_verbose_progress(antiderivative_small, capsys):
