@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._functions import TargetLayout
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder
-from ._regressor import _EXPERTS, MoNORegressor, _resolve_device
+from ._regressor import _EXPERTS, _FINETUNE_LR_FACTOR, MoNORegressor, _resolve_device
 from .experts import RelativeL2Loss, Standardized, StandardizedMSELoss
 from .experts._net import make_net
 
@@ -143,6 +143,25 @@ def _build_encoder(state, arrays):
     return encoder
 
 
+def _resolved_of(model):
+    """The fitted ``width_``, ``root_epochs_`` and ``lr_``.
+
+    A model fitted by a release without them (and unpickled here) held
+    numbers for ``width``, ``root_epochs`` and ``lr``, and its experts their
+    width: those are what it trained with.
+    """
+    if hasattr(model, "lr_"):
+        return {"width_": model.width_, "root_epochs_": model.root_epochs_, "lr_": model.lr_}
+    expert_cls, kwargs = model._expert_spec
+    resolved = model._resolve_auto(len(model.grid_), expert_cls)
+    width = kwargs.get("width", resolved["width"]) if expert_cls in _EXPERTS.values() else None
+    return {
+        "width_": None if width is None else int(width),
+        "root_epochs_": int(resolved["root_epochs"]),
+        "lr_": float(resolved["lr"]),
+    }
+
+
 def save_model(model, path):
     """Write a fitted ``MoNORegressor`` to ``path`` (see the module docstring)."""
     check_is_fitted(model)
@@ -202,9 +221,7 @@ def save_model(model, path):
             "n_params_active_": model.n_params_active_,
             "n_params_routing_": model.n_params_routing_,
             "n_params_total_": model.n_params_total_,
-            "width_": model.width_,
-            "root_epochs_": model.root_epochs_,
-            "lr_": model.lr_,
+            **_resolved_of(model),
             "leaf_sizes_": [int(s) for s in model.leaf_sizes_],
             "device_": model.device_,
             "grid_": list(model.grid_),
@@ -323,10 +340,17 @@ def _rebuild(path, meta, arrays, device, custom_objects):
 
     grid = tuple(state["fitted"]["grid_"])
     # Files written before "auto" defaults hold the values they trained with
-    # as parameters; later ones also hold what "auto" became.
+    # as parameters (and the experts' width in their kwargs); later ones also
+    # hold what "auto" became.
     resolved = model._resolve_auto(len(grid), expert_cls)
+    resolved["width"] = spec["kwargs"].get("width", resolved["width"])
     for name in ("width", "root_epochs", "lr"):
         resolved[name] = state["fitted"].get(name + "_", resolved[name])
+    # Leaves warm-started from a root expert were trained at a fraction of lr.
+    n_trained = len(spec["state_keys"])
+    leaf_lr = resolved["lr"] * (
+        _FINETUNE_LR_FACTOR if n_trained > 1 and resolved["root_epochs"] else 1.0
+    )
     experts = []
     for leaf, keys in enumerate(spec["state_keys"]):
         tensors = {k: torch.from_numpy(arrays[f"experts/{leaf}/{k}"].copy()) for k in keys}
@@ -350,7 +374,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         else:
             criterion, kwargs = RelativeL2Loss, {"floor": state["expert"]["floor"]}
         net = make_net(
-            module, criterion=criterion, criterion_kwargs=kwargs, lr=resolved["lr"],
+            module, criterion=criterion, criterion_kwargs=kwargs, lr=leaf_lr,
             max_epochs=model.max_epochs, batch_size=model.batch_size, device=device,
         )
         net.initialize()
@@ -366,7 +390,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         model.feature_names_in_ = np.array(names, dtype=object)
     for attr, value in fitted.items():
         setattr(model, attr, value)
-    model.width_ = resolved["width"] if expert_cls in _BUILTIN_EXPERTS.values() else None
+    model.width_ = int(resolved["width"]) if expert_cls in _BUILTIN_EXPERTS.values() else None
     model.root_epochs_, model.lr_ = int(resolved["root_epochs"]), float(resolved["lr"])
     model.grid_ = grid
     model.leaf_sizes_ = np.array(model.leaf_sizes_)

@@ -47,7 +47,8 @@ def test_save_load_round_trip(params, target, antiderivative_small, tmp_path):
     plain = lambda m: {k: v for k, v in m.get_params().items() if not hasattr(v, "get_params")}  # noqa: E731
     assert plain(loaded) == plain(model)  # "auto" stays "auto"
     assert loaded.get_params()["lr"] == "auto" and loaded.lr_ == model.lr_
-    assert [net.lr for net in loaded.experts_] == [model.lr_] * 4
+    # leaves fine-tuned at 0.3 * lr_ (a scalar target's MSE as well)
+    assert [net.lr for net in loaded.experts_] == [net.lr for net in model.experts_]
     assert loaded.predict(X).shape == y.shape
 
 
@@ -298,12 +299,31 @@ def test_files_from_before_auto_defaults_load_with_the_values_they_name(antideri
     _resign(path, without_resolved)
     loaded = load(path, device="cpu")
     assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 5, 2e-3)
-    assert [net.lr for net in loaded.experts_] == [2e-3, 2e-3]
+    assert [net.lr for net in loaded.experts_] == pytest.approx([6e-4, 6e-4])  # 0.3 * lr_
     _same(loaded, model, X)
+    # an "auto" left without them is resolved, the width read from the experts
     model.set_params(width="auto", root_epochs="auto", lr="auto").save(path)
     _resign(path, without_resolved)
     loaded = load(path, device="cpu")
-    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (14, 150, 6e-3)  # a 1-D FNO
+    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 150, 6e-3)  # a 1-D FNO
+
+
+def test_files_keep_what_auto_became(antiderivative_small, tmp_path):
+    # A file holds the values the model trained with, whatever its parameters
+    # say after fit, and a model fitted before they were kept saves too.
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, **{**SMALL, "lr": 2e-3}).fit(X, y)
+    model.set_params(lr="auto", root_epochs="auto")  # would resolve to 6e-3 and 150
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = load(path, device="cpu")
+    assert (loaded.root_epochs_, loaded.lr_) == (5, 2e-3)
+    assert [net.lr for net in loaded.experts_] == pytest.approx([6e-4, 6e-4])  # 0.3 * lr_
+    for name in ("width_", "root_epochs_", "lr_"):
+        delattr(model, name)
+    model.set_params(lr=2e-3, root_epochs=5).save(path)
+    loaded = load(path, device="cpu")
+    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 5, 2e-3)
 
 
 def test_other_format_versions_are_refused(fitted_small, tmp_path):

@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_mono import MoNORegressor, PCAEncoder, relative_l2_error, relative_l2_scorer
 from sklearn_mono.datasets import make_antiderivative, make_smoothing_2d
-from sklearn_mono.experts import count_parameters
+from sklearn_mono.experts import FNO, count_parameters
 
 from .conftest import SMALL
 
@@ -23,7 +23,8 @@ def test_antiderivative_accuracy_with_defaults():
     model = MoNORegressor(n_leaves=4, device="cpu", random_state=0)
     model.fit(X[:1000], y[:1000])
     error = relative_l2_error(y[1000:], model.predict(X[1000:]))
-    assert error < 1e-2
+    assert error < 6e-3  # 5.3e-3 on the CI machine; 6.6e-3 with the 2-D presets
+    assert (model.width_, model.root_epochs_, model.lr_) == (14, 150, 6e-3)
     assert model.n_leaves_ == 4 and model.depth_ == 2
     # one query evaluates one expert: a quarter of what is stored
     assert model.n_params_active_ * 4 < model.n_params_total_ + 1
@@ -242,8 +243,11 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, **params).fit(X3, X3)
     assert [net.lr for net in mixture.experts_] == pytest.approx([9e-4, 9e-4])  # 0.3 * 3e-3
     assert mixture.experts_[0].module_.operator.lift.out_channels == 24
-    # explicit values win over the presets
+    # explicit values win over the presets, each on its own, and so does a
+    # width in expert_kwargs; the FNO class itself is the built-in expert
     assert fitted(X[:20], y[:20], width=5, root_epochs=2, lr=1e-3) == (3, 1e-3, 5)
+    assert fitted(X[:20], y[:20], width=5) == (151, 6e-3, 5)
+    assert fitted(X[:20], y[:20], expert=FNO, expert_kwargs={"width": 6}) == (151, 6e-3, 6)
     # the estimator's parameters keep "auto": the presets are resolved at fit
     assert {k: mlp.get_params()[k] for k in ("width", "root_epochs", "lr")} == dict.fromkeys(
         ("width", "root_epochs", "lr"), "auto"
