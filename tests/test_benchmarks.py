@@ -1,0 +1,49 @@
+"""The benchmark's bookkeeping: which FNO each MoNO is held against."""
+
+import importlib.util
+import pathlib
+
+RUN = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def _run_module():
+    spec = importlib.util.spec_from_file_location("benchmark_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(problem, model, errors, fit, one, active, fno=None):
+    return dict(problem=problem, model=model, errors=errors, fit=fit, one=one, thousand=1.0,
+                active=active, total=active, fno=fno)
+
+
+def test_targets_hold_each_mono_against_the_fno_of_its_budget():
+    run = _run_module()
+    fno100, fno150, fno170 = (run.fno_name(n) for n in (100, 150, 170))
+    sklearn = [("Ridge", 0.09), ("KNeighbors (k=5)", 0.1), ("MLPRegressor (256, 256)", 4.0),
+               ("GP on 16 PCA features", 0.066)]
+    darcy = [
+        _row("Darcy", run.DEFAULTS, [0.033, 0.08], fit=100, one=1.0, active=60, fno=fno100),
+        _row("Darcy", run.BEST_NAME, [0.030, 0.05], fit=150, one=2.0, active=40, fno=fno150),
+        _row("Darcy", fno100, [0.036, 0.09], fit=200, one=4.0, active=400),
+        _row("Darcy", fno150, [0.034, 0.085], fit=300, one=5.0, active=400),
+    ] + [_row("Darcy", name, [e, None], fit=1, one=0.1, active=10) for name, e in sklearn]
+    burgers = [
+        _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno170),
+        _row("Burgers", fno170, [0.0036, None], fit=100, one=3.0, active=55),
+    ] + [_row("Burgers", name, [10 * e, None], fit=1, one=0.1, active=10) for name, e in sklearn]
+    lines = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in
+             run.targets(darcy, burgers).splitlines()[2:]}
+    cells = {key: " | ".join(value).rstrip(" |") for key, value in lines.items()}
+    # errors against the most accurate FNO (150 epochs), for both models
+    assert cells["Darcy 16x16: MoNO error / best FNO error <= 0.9"] == "0.88 | yes | 0.97 | no"
+    assert cells["Darcy 32x32 zero-shot: MoNO error / best FNO error <= 1.0"] == "0.59 | yes | 0.94 | yes"
+    # time against the FNO trained for as many epochs: 150 for the best, 100 for the defaults
+    assert cells["Darcy: fit time / FNO fit time (same epochs) <= 1"] == "0.50 | yes | 0.50 | yes"
+    assert cells["Darcy: 1-query latency / FNO's (same epochs) <= 0.5"] == "0.40 | yes | 0.25 | yes"
+    assert cells["Darcy: active params / FNO params <= 0.25"] == "0.10 | yes | 0.15 | yes"
+    assert cells["Darcy: best scikit-learn error / MoNO error >= 2"] == "2.20 | yes | 2.00 | yes"
+    # without a best configuration, the defaults fill both columns
+    assert cells["Burgers: MoNO error / best FNO error <= 1.0"] == "0.92 | yes | 0.92 | yes"
+    assert cells["Burgers: fit time / FNO fit time (same epochs) <= 1"] == "0.40 | yes | 0.40 | yes"
