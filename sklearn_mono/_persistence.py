@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._functions import TargetLayout
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder
-from ._regressor import _EXPERTS, _FINETUNE_LR_FACTOR, MoNORegressor, _resolve_device
+from ._regressor import _EXPERTS, MoNORegressor, _leaf_lr, _resolve_device
 from .experts import RelativeL2Loss, Standardized, StandardizedMSELoss
 from .experts._net import make_net
 
@@ -152,14 +152,7 @@ def _resolved_of(model):
     """
     if hasattr(model, "lr_"):
         return {"width_": model.width_, "root_epochs_": model.root_epochs_, "lr_": model.lr_}
-    expert_cls, kwargs = model._expert_spec
-    resolved = model._resolve_auto(len(model.grid_), expert_cls)
-    width = kwargs.get("width", resolved["width"]) if expert_cls in _EXPERTS.values() else None
-    return {
-        "width_": None if width is None else int(width),
-        "root_epochs_": int(resolved["root_epochs"]),
-        "lr_": float(resolved["lr"]),
-    }
+    return model._trained_settings(len(model.grid_), *model._expert_spec)
 
 
 def save_model(model, path):
@@ -342,15 +335,9 @@ def _rebuild(path, meta, arrays, device, custom_objects):
     # Files written before "auto" defaults hold the values they trained with
     # as parameters (and the experts' width in their kwargs); later ones also
     # hold what "auto" became.
-    resolved = model._resolve_auto(len(grid), expert_cls)
-    resolved["width"] = spec["kwargs"].get("width", resolved["width"])
-    for name in ("width", "root_epochs", "lr"):
-        resolved[name] = state["fitted"].get(name + "_", resolved[name])
-    # Leaves warm-started from a root expert were trained at a fraction of lr.
-    n_trained = len(spec["state_keys"])
-    leaf_lr = resolved["lr"] * (
-        _FINETUNE_LR_FACTOR if n_trained > 1 and resolved["root_epochs"] else 1.0
-    )
+    settings = model._trained_settings(len(grid), expert_cls, spec["kwargs"])
+    settings.update((k, state["fitted"][k]) for k in settings if k in state["fitted"])
+    leaf_lr = _leaf_lr(settings["lr_"], n_experts, settings["root_epochs_"])
     experts = []
     for leaf, keys in enumerate(spec["state_keys"]):
         tensors = {k: torch.from_numpy(arrays[f"experts/{leaf}/{k}"].copy()) for k in keys}
@@ -390,8 +377,8 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         model.feature_names_in_ = np.array(names, dtype=object)
     for attr, value in fitted.items():
         setattr(model, attr, value)
-    model.width_ = int(resolved["width"]) if expert_cls in _BUILTIN_EXPERTS.values() else None
-    model.root_epochs_, model.lr_ = int(resolved["root_epochs"]), float(resolved["lr"])
+    for attr, value in settings.items():
+        setattr(model, attr, value)
     model.grid_ = grid
     model.leaf_sizes_ = np.array(model.leaf_sizes_)
     model.device_ = device

@@ -47,6 +47,12 @@ _AUTO_FNO_1D = {"width": 14, "root_epochs": 150, "lr": 6e-3}
 _AUTO = {"width": 24, "root_epochs": 80, "lr": 3e-3}
 
 
+def _leaf_lr(lr, n_leaves, root_epochs):
+    """Learning rate of the leaves' experts: a fraction of ``lr`` when they are
+    warm-started from a root expert (several leaves and root epochs), else ``lr``."""
+    return lr * (_FINETUNE_LR_FACTOR if n_leaves > 1 and root_epochs else 1.0)
+
+
 def _resolve_device(device):
     head, _, index = device.partition(":")
     if device not in ("auto", "cpu", "cuda") and not (head == "cuda" and index.isdigit()):
@@ -478,7 +484,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 dict(
                     module=copy.deepcopy(root) if root is not None else new_operator(seed),
                     X=Xt[idx], y=Yt[idx], seed=seed, device=devices[leaf], name=f"leaf {leaf}",
-                    lr=resolved["lr"] * (1.0 if root is None else _FINETUNE_LR_FACTOR),
+                    lr=_leaf_lr(resolved["lr"], n_leaves, resolved["root_epochs"]),
                     max_epochs=leaf_epochs, **common,
                 )
                 for leaf, (idx, seed) in enumerate(zip(cells, seeds))
@@ -499,9 +505,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         self.n_params_active_ = int(max(sizes))
         self.n_params_routing_ = int(tree.n_params + _count_encoder_params(encoder))
         self.n_params_total_ = int(sum(sizes) + self.n_params_routing_)
-        self.width_ = int(kwargs["width"]) if expert_cls in (FNO, MLP) else None
-        self.root_epochs_ = int(resolved["root_epochs"])
-        self.lr_ = float(resolved["lr"])
+        for name, value in self._trained_settings(len(layout.grid), expert_cls, kwargs).items():
+            setattr(self, name, value)
         self.device_ = device
         self.grid_ = layout.grid
         self.n_channels_in_ = layout.n_channels
@@ -577,6 +582,18 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         return {
             name: preset[name] if isinstance(getattr(self, name), str) else getattr(self, name)
             for name in ("width", "root_epochs", "lr")
+        }
+
+    def _trained_settings(self, grid_ndim, expert_cls, expert_kwargs):
+        """``width_``, ``root_epochs_`` and ``lr_``: the parameters with "auto"
+        resolved, and the width the built-in experts are built with from
+        ``expert_kwargs`` (None for experts of one's own)."""
+        resolved = self._resolve_auto(grid_ndim, expert_cls)
+        width = expert_kwargs.get("width", resolved["width"]) if expert_cls in (FNO, MLP) else None
+        return {
+            "width_": None if width is None else int(width),
+            "root_epochs_": int(resolved["root_epochs"]),
+            "lr_": float(resolved["lr"]),
         }
 
     def _expert_kwargs(self, expert_cls, width):
