@@ -40,8 +40,10 @@ FORMAT = "sklearn_mono.MoNORegressor"
 # 5: the FNO expert may have residual blocks (its ``residual`` keyword);
 #    files of versions 2 to 4 have plain layers, the default.
 # 6: the FNO expert may be symmetric under reflections (its ``symmetric``
-#    keyword, with real spectral weights, and ``positional="even"``);
-#    files of versions 2 to 5 have neither, the default.
+#    keyword, with real spectral weights, and ``positional="even"``) and
+#    may drop activations in training (its ``dropout`` keyword, which
+#    changes no weights); files of versions 2 to 5 have none of these, the
+#    default.
 VERSION = 6
 _READABLE = (2, 3, 4, 5, 6)
 _META, _DIGEST = "__meta__", "__digest__"
@@ -368,6 +370,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         net.module_.eval()
         experts.append(net)
     model.experts_ = experts
+    model.expert_kwargs_ = dict(spec["kwargs"])
     model._expert_spec = (expert_cls, spec["kwargs"])  # what it was built with, for save()
     model._y_layout = TargetLayout(**state["y_layout"])
     fitted = dict(state["fitted"])

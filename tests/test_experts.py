@@ -498,3 +498,46 @@ def test_compiled_spectral_conv_still_pickles():
 def test_spectral_layers_refuse_other_grid_dimensions(layer):
     with pytest.raises(ValueError, match=f"{layer.__name__} supports 1, 2 or 3 grid axes, got 4"):
         layer(1, 1, n_dim=4, n_modes=2)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_dropout_acts_in_training_only_and_changes_no_weights(residual):
+    torch.manual_seed(0)
+    kwargs = dict(width=8, n_modes=4, n_layers=3, residual=residual, factorized=True)
+    model = FNO(1, 2, grid_shape=(12, 10), dropout=0.3, **kwargs)
+    twin = FNO(1, 2, grid_shape=(12, 10), **kwargs)
+    assert count_parameters(model) == count_parameters(twin)
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(4, 1, 12, 10)
+    with torch.no_grad():
+        model.train()
+        first, second = model(x), model(x)
+        assert not torch.allclose(first, second)  # a fresh mask on every call
+        torch.manual_seed(1)
+        again = model(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(model(x), again)  # the global generator draws the masks
+        model.eval()
+        twin.eval()
+        torch.testing.assert_close(model(x), twin(x), rtol=0, atol=0)
+    # models pickled before dropout existed lack the attribute and drop nothing
+    del model.dropout
+    model.train()
+    twin.train()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), twin(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "dropout, error, message",
+    [
+        (True, TypeError, "dropout must be a float in \\[0, 1\\), got True"),
+        ("0.1", TypeError, "dropout must be a float in \\[0, 1\\), got '0.1'"),
+        (1.0, ValueError, "dropout must be in \\[0, 1\\), got 1.0"),
+        (-0.1, ValueError, "dropout must be in \\[0, 1\\), got -0.1"),
+        (float("nan"), ValueError, "dropout must be in \\[0, 1\\), got nan"),
+    ],
+)
+def test_fno_refuses_a_dropout_outside_0_1(dropout, error, message):
+    with pytest.raises(error, match=message):
+        FNO(1, 1, grid_shape=(8,), dropout=dropout)

@@ -17,12 +17,15 @@ from .conftest import SMALL
 from .test_regressor import _Linear
 
 
-def _same(a, b, X):
+def _same(a, b, X, without=()):
+    """a and b predict and route alike and report the same fitted attributes;
+    ``without`` names expert kwargs that a's file did not hold."""
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     np.testing.assert_array_equal(a.apply(X), b.apply(X))
     for attr in ("n_params_active_", "n_params_total_", "n_params_routing_", "depth_", "n_leaves_", "grid_",
                  "width_", "root_epochs_", "lr_"):
         assert getattr(a, attr) == getattr(b, attr)
+    assert a.expert_kwargs_ == {k: v for k, v in b.expert_kwargs_.items() if k not in without}
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,10 @@ def test_save_load_round_trip_on_a_2d_grid(factorized, tmp_path):
 
 @pytest.mark.parametrize(
     "option",
-    [{"positional": "periodic"}, {"residual": True}, {"symmetric": True}, {"positional": "even"}],
+    [
+        {"positional": "periodic"}, {"residual": False}, {"dropout": 0.1}, {"symmetric": True},
+        {"positional": "even"},
+    ],
 )
 def test_save_load_keeps_fno_options(option, tmp_path):
     rng = np.random.default_rng(0)
@@ -242,44 +248,56 @@ def test_consistent_digest_but_inconsistent_model_is_refused(fitted_small, tmp_p
             load(path)
 
 
+def _as_version(version, without):
+    """Make a file's description one of ``version``, whose expert kwargs did
+    not have the keywords ``without``."""
+    def change(meta):
+        meta["version"] = version
+        for name in without:
+            del meta["state"]["expert"]["kwargs"][name]
+            del meta["params"]["expert_kwargs"][name]
+
+    return change
+
+
 def test_files_of_version_2_load_with_full_fourier_layers(tmp_path):
-    # Version 2 files predate factorised layers: their FNO kwargs do not name
-    # ``factorized`` and their experts have full layers, the FNO's default.
+    # Version 2 files predate factorised layers (and residual blocks and
+    # dropout): their FNO kwargs do not name ``factorized`` and their experts
+    # have full layers, the FNO's default.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs={"factorized": False}).fit(X, X)
+    old = {"factorized": False, "residual": False, "dropout": 0.0}
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=old).fit(X, X)
     path = tmp_path / "m.npz"
     model.save(path)
 
-    def as_version_2(meta):
-        meta["version"] = 2
-        del meta["state"]["expert"]["kwargs"]["factorized"]
-        del meta["params"]["expert_kwargs"]["factorized"]
-
-    _resign(path, as_version_2)
+    _resign(path, _as_version(2, without=old))
     loaded = load(path, device="cpu")
     assert type(loaded.experts_[0].module_.operator.spectral[0]).__name__ == "SpectralConv"
-    _same(loaded, model, X)
+    _same(loaded, model, X, without=old)
     # and a loaded model saves again, as it was built
     loaded.save(tmp_path / "again.npz")
-    _same(load(tmp_path / "again.npz", device="cpu"), model, X)
+    _same(load(tmp_path / "again.npz", device="cpu"), model, X, without=old)
 
 
 def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
-    # Version 4 files predate residual blocks (and symmetric experts, version
-    # 6): their FNO kwargs name neither, and their experts have plain layers
-    # with complex weights and linear coordinates, the FNO's defaults.
+    # Version 4 files predate residual blocks (and symmetric experts and
+    # dropout, version 6): their FNO kwargs name none of them, and their
+    # experts have plain layers with complex weights and linear coordinates,
+    # the FNO's defaults.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL).fit(X, X)
+    plain = {"residual": False, "dropout": 0.0}
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=plain).fit(X, X)
     path = tmp_path / "m.npz"
     model.save(path)
-    _resign(path, lambda meta: meta.update(version=4))
+
+    _resign(path, _as_version(4, without=plain))
     loaded = load(path, device="cpu")
     operator = loaded.experts_[0].module_.operator
-    assert not operator.residual and not operator.symmetric
+    assert not operator.residual and not operator.symmetric and operator.dropout == 0
     assert operator.positional == "linear"
-    _same(loaded, model, X)
+    _same(loaded, model, X, without=plain)
 
 
 def test_files_from_before_auto_defaults_load_with_the_values_they_name(antiderivative_small, tmp_path):

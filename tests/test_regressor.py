@@ -214,8 +214,10 @@ def test_training_budget_does_not_depend_on_the_number_of_leaves(antiderivative_
 
 def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     # "auto" means width 14, 150 root epochs and lr 6e-3 for the FNO expert
-    # on 1-D grids, and width 24, 80 root epochs and lr 3e-3 otherwise; the
-    # grid is the fitted one, after grid_shape and grid_ndim.
+    # on 1-D grids, width 24, 80 root epochs and lr 6e-3 (with residual
+    # blocks and dropout) for the FNO expert on 2-D and 3-D grids, and width
+    # 24, 80 root epochs and lr 3e-3 for other experts; the grid is the
+    # fitted one, after grid_shape and grid_ndim.
     X, y = antiderivative_small
     params = dict(n_modes=2, n_layers=1, max_epochs=1, device="cpu", random_state=0)
 
@@ -226,13 +228,32 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
         assert used == (model.root_epochs_ + 1, model.lr_, model.width_)
         return used
 
+    def layers(model):
+        operator = model.experts_[0].module_.operator
+        assert (operator.residual, operator.dropout) == (
+            model.expert_kwargs_.get("residual", False), model.expert_kwargs_.get("dropout", 0.0)
+        )
+        return operator.residual, operator.dropout
+
     assert fitted(X[:20], y[:20]) == (151, 6e-3, 14)
+    plain = MoNORegressor(n_leaves=1, **params).fit(X[:20], y[:20])
+    assert layers(plain) == (False, 0.0)
+    assert plain.expert_kwargs_ == dict(width=14, n_modes=2, n_layers=1, factorized=True)
     X2 = rng.normal(size=(20, 6, 6))
-    assert fitted(X2, X2) == (81, 3e-3, 24)
+    assert fitted(X2, X2) == (81, 6e-3, 24)
+    assert layers(MoNORegressor(n_leaves=1, **params).fit(X2, X2)) == (True, 0.1)
     # flat rows folded onto a 2-D grid, and two channels on a 1-D grid
-    assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 3e-3, 24)
+    assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 6e-3, 24)
     X1 = rng.normal(size=(20, 2, 16))
     assert fitted(X1, X1, grid_ndim=1) == (151, 6e-3, 14)
+    # expert_kwargs override the 2-D layers, each on its own
+    for kwargs, expected in [
+        ({"residual": False, "dropout": 0.0}, (False, 0.0)),
+        ({"dropout": 0.0}, (True, 0.0)),
+        ({"residual": False}, (False, 0.1)),
+    ]:
+        model = MoNORegressor(n_leaves=1, expert_kwargs=kwargs, **params).fit(X2, X2)
+        assert layers(model) == expected
     # the MLP expert keeps the 2-D presets on 1-D grids
     mlp = MoNORegressor(n_leaves=1, expert="mlp", **params).fit(X[:20], y[:20])
     net = mlp.experts_[0]
@@ -241,8 +262,9 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     # leaves fine-tune at 0.3 * the resolved lr
     X3 = rng.normal(size=(20, 4, 4, 4))
     mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, **params).fit(X3, X3)
-    assert [net.lr for net in mixture.experts_] == pytest.approx([9e-4, 9e-4])  # 0.3 * 3e-3
+    assert [net.lr for net in mixture.experts_] == pytest.approx([1.8e-3, 1.8e-3])  # 0.3 * 6e-3
     assert mixture.experts_[0].module_.operator.lift.out_channels == 24
+    assert layers(mixture) == (True, 0.1)
     # explicit values win over the presets, each on its own, and so does a
     # width in expert_kwargs; the FNO class itself is the built-in expert
     assert fitted(X[:20], y[:20], width=5, root_epochs=2, lr=1e-3) == (3, 1e-3, 5)
