@@ -47,13 +47,11 @@ from sklearn_mono.experts import RelativeL2Loss, count_parameters
 # benchmarks page), with at most a quarter of a standard FNO's parameters per
 # query; an empty one means the defaults. On Darcy flow at 16x16 the
 # defaults' residual experts gain from sharing the problem's symmetry under
-# reflecting either axis; without dropout, which there gave about the same
-# error at 16x16 (0.0308 against 0.0306) and a better one at 32x32 (0.0555
-# against 0.0643). On Burgers the defaults, narrow 1-D experts holding every
-# mode of the 16 points (7) trained for 150 + 20 epochs, are as accurate as
-# the best found before them, within the spread of seeds.
+# reflecting either axis. On Burgers the defaults, narrow 1-D experts holding
+# every mode of the 16 points (7) trained for 150 + 20 epochs, are as
+# accurate as the best found before them, within the spread of seeds.
 BEST = {
-    "Darcy": dict(expert_kwargs={"symmetric": True, "dropout": 0.0}),
+    "Darcy": dict(expert_kwargs={"symmetric": True}),
     "Burgers": {},
 }
 DEFAULTS = "MoNORegressor() defaults"

@@ -36,23 +36,18 @@ _EXPERTS = {"fno": FNO, "mlp": MLP}
 _FINETUNE_LR_FACTOR = 0.3
 
 # What width, root_epochs and lr set to "auto" become: for the FNO expert on
-# 1-D grids, for the FNO expert on 2-D and 3-D grids, and for other experts.
-# On both 1-D problems measured (Burgers, the antiderivative), plain FNO
-# experts of width 14 trained for 150 + 20 epochs at 6e-3 were more accurate
-# than width 24 trained for 80 + 20 at 3e-3, with a third of the parameters.
-# On 2-D grids, residual experts (_FNO_ND_LAYERS) of width 24 trained for
-# 80 + 20 epochs at 6e-3 were more accurate than the best plain ones (3e-3;
-# 6e-3 did worse for those), and 150 root epochs overfitted Darcy flow (see
-# the user guide's "Choosing a configuration").
+# 1-D grids, for the FNO expert with residual blocks on 2-D and 3-D grids
+# (its default there), and for everything else. On both 1-D problems measured
+# (Burgers, the antiderivative), plain FNO experts of width 14 trained for
+# 150 + 20 epochs at 6e-3 were more accurate than width 24 trained for
+# 80 + 20 at 3e-3, with a third of the parameters. On 2-D grids, residual
+# experts of width 24 trained for 80 + 20 epochs at 6e-3 were more accurate
+# than the best plain ones (3e-3; 6e-3 did worse for those), and 150 root
+# epochs overfitted Darcy flow. On 1-D grids residual blocks did worse
+# (Burgers 0.0033 to 0.0039). See the user guide's "Choosing a configuration".
 _AUTO_FNO_1D = {"width": 14, "root_epochs": 150, "lr": 6e-3}
-_AUTO_FNO_ND = {"width": 24, "root_epochs": 80, "lr": 6e-3}
+_AUTO_FNO_RESIDUAL = {"width": 24, "root_epochs": 80, "lr": 6e-3}
 _AUTO = {"width": 24, "root_epochs": 80, "lr": 3e-3}
-# Layers of the FNO expert on 2-D and 3-D grids, where expert_kwargs does not
-# set them. Dropout 0.1 lowered the error on Darcy flow sampled at 16x16 from
-# 32x32 solutions, and matched plain layers on Darcy flow solved at 16x16,
-# where it cost against residual blocks alone. On 1-D grids residual blocks
-# did worse (Burgers 0.0033 to 0.0039) and dropout far worse.
-_FNO_ND_LAYERS = {"residual": True, "dropout": 0.1}
 
 
 def _leaf_lr(lr, n_leaves, root_epochs):
@@ -177,14 +172,13 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         FNO (see :class:`~sklearn_mono.experts.FNO`). They override what
         this estimator passes: ``width``, ``n_modes`` and ``n_layers``,
         ``factorized=True`` for the FNO, and, for the FNO on 2-D and 3-D
-        grids, residual blocks with dropout, ``{"residual": True,
-        "dropout": 0.1}``. The dropout suits data sampled coarsely from
-        finer fields, as :func:`~sklearn_mono.datasets.make_darcy`'s 16x16
-        samples of 32x32 solutions, whose inputs do not quite determine
-        their outputs; where they do (data solved on the grid it is sampled
-        on), ``{"dropout": 0.0}`` is more accurate (see the user guide's
-        "Choosing a configuration"). What the experts were built with is
-        ``expert_kwargs_``.
+        grids, residual blocks, ``{"residual": True}`` (``{"residual":
+        False}`` gives plain layers, and ``lr="auto"`` then means 3e-3: the
+        earlier 2-D default model). Only 2-D problems were measured; 3-D
+        grids get the same layers. ``{"dropout": 0.1}`` can help data
+        sampled coarsely from finer fields, at some cost in fit time (see
+        the user guide's "Choosing a configuration"). What the experts were
+        built with is ``expert_kwargs_``.
     max_epochs : int, default=20
         Training epochs of each leaf's expert on the samples of its cell.
     root_epochs : int or "auto", default="auto"
@@ -199,8 +193,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         for the FNO expert on 1-D grids, whose narrow experts keep improving
         with training, and 80 otherwise (see ``width`` for what a 1-D grid
         is). The value used is ``root_epochs_``. Most of the
-        training belongs here: with four leaves, width 24 and ``lr=3e-3``,
-        80 + 20 epochs gave lower test error than 50 + 50 on Darcy flow,
+        training belongs here: with four leaves and plain layers of width 24
+        at ``lr=3e-3``, 80 + 20 epochs gave lower test error than 50 + 50 on Darcy flow,
         Burgers and the antiderivative; on Darcy flow, 150 + 20 overfitted
         (see the user guide's "Choosing a configuration").
     overlap : float, default=0.2
@@ -209,9 +203,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         the borders of their cells. Routing at predict is unaffected.
     lr : float or "auto", default="auto"
         Initial learning rate of Adam; it decays to zero on a cosine schedule.
-        "auto" means 6e-3 for the FNO expert and 3e-3 for other experts (see
-        the user guide's "Choosing a configuration"). The value used is
-        ``lr_``.
+        "auto" means 6e-3 for the FNO expert on 1-D grids or with residual
+        blocks (its default on 2-D and 3-D grids, see ``expert_kwargs``),
+        and 3e-3 otherwise (see the user guide's "Choosing a
+        configuration"). The value used is ``lr_``.
     batch_size : int, default=32
         Mini-batch size in training.
     predict_batch_size : int, default=1024
@@ -282,7 +277,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     expert_kwargs_ : dict
         Keyword arguments every leaf's expert was built with (besides the
         channels, grid and ``pooled``): what this estimator passes for the
-        fitted grid, updated with ``expert_kwargs``.
+        fitted grid, updated with ``expert_kwargs``. A model loaded from a
+        file of format 2 to 5 has the keywords that file names; the others
+        take the expert class's defaults.
     leaf_sizes_ : ndarray of shape (`n_leaves_`,)
         Training samples routed to each leaf. Each expert also trains on the
         samples that ``overlap`` shares across the borders of its cell.
@@ -464,8 +461,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         pooled = y_layout.kind != "function"
         stats = _channel_stats(F) + _channel_stats(Y)
         criterion, criterion_kwargs = self._criterion(pooled, Y, stats)
-        resolved = self._resolve_auto(len(layout.grid), expert_cls)
-        kwargs = self._expert_kwargs(expert_cls, resolved["width"], len(layout.grid))
+        kwargs = self._expert_kwargs(expert_cls, len(layout.grid))
+        resolved = self._resolve_auto(len(layout.grid), expert_cls, kwargs.get("residual", False))
+        if expert_cls in (FNO, MLP):
+            kwargs = {"width": resolved["width"], **kwargs}  # a width in expert_kwargs wins
         Xt = torch.tensor(F, dtype=torch.float32)
         Yt = torch.tensor(Y, dtype=torch.float32)
         root_seed, *seeds = rng.randint(np.iinfo(np.int32).max, size=tree.n_leaves_fitted + 1)
@@ -599,10 +598,13 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             )
         return self.expert
 
-    def _resolve_auto(self, grid_ndim, expert_cls):
-        """``width``, ``root_epochs`` and ``lr``, "auto" resolved for the grid and expert."""
-        if expert_cls is FNO:
-            preset = _AUTO_FNO_1D if grid_ndim == 1 else _AUTO_FNO_ND
+    def _resolve_auto(self, grid_ndim, expert_cls, residual):
+        """``width``, ``root_epochs`` and ``lr``, "auto" resolved for the grid
+        and expert (and whether an FNO expert has residual blocks)."""
+        if expert_cls is FNO and grid_ndim == 1:
+            preset = _AUTO_FNO_1D
+        elif expert_cls is FNO and residual:
+            preset = _AUTO_FNO_RESIDUAL
         else:
             preset = _AUTO
         return {
@@ -614,7 +616,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         """``width_``, ``root_epochs_`` and ``lr_``: the parameters with "auto"
         resolved, and the width the built-in experts are built with from
         ``expert_kwargs`` (None for experts of one's own)."""
-        resolved = self._resolve_auto(grid_ndim, expert_cls)
+        resolved = self._resolve_auto(grid_ndim, expert_cls, expert_kwargs.get("residual", False))
         width = expert_kwargs.get("width", resolved["width"]) if expert_cls in (FNO, MLP) else None
         return {
             "width_": None if width is None else int(width),
@@ -622,14 +624,17 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             "lr_": float(resolved["lr"]),
         }
 
-    def _expert_kwargs(self, expert_cls, width, grid_ndim):
+    def _expert_kwargs(self, expert_cls, grid_ndim):
+        """The experts' keyword arguments but the width: this estimator's for
+        the built-in experts (residual blocks for the FNO expert on 2-D and
+        3-D grids), updated with ``expert_kwargs``."""
         kwargs = {}
         if expert_cls is FNO:
-            kwargs = dict(width=width, n_modes=self.n_modes, n_layers=self.n_layers, factorized=True)
+            kwargs = dict(n_modes=self.n_modes, n_layers=self.n_layers, factorized=True)
             if grid_ndim > 1:
-                kwargs.update(_FNO_ND_LAYERS)
+                kwargs["residual"] = True
         elif expert_cls is MLP:
-            kwargs = dict(width=width, n_layers=self.n_layers)
+            kwargs = dict(n_layers=self.n_layers)
         kwargs.update(self.expert_kwargs or {})
         return kwargs
 

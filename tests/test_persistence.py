@@ -74,7 +74,7 @@ def test_save_load_round_trip_on_a_2d_grid(factorized, tmp_path):
 @pytest.mark.parametrize(
     "option",
     [
-        {"positional": "periodic"}, {"residual": False}, {"dropout": 0.1}, {"symmetric": True},
+        {"positional": "periodic"}, {"residual": False}, {"dropout": 0.3}, {"symmetric": True},
         {"positional": "even"},
     ],
 )
@@ -337,7 +337,7 @@ def test_files_keep_what_auto_became(antiderivative_small, tmp_path):
     loaded = load(path, device="cpu")
     assert (loaded.root_epochs_, loaded.lr_) == (5, 2e-3)
     assert [net.lr for net in loaded.experts_] == pytest.approx([6e-4, 6e-4])  # 0.3 * lr_
-    for name in ("width_", "root_epochs_", "lr_"):
+    for name in ("width_", "root_epochs_", "lr_", "expert_kwargs_"):
         delattr(model, name)
     model.set_params(lr=2e-3, root_epochs=5).save(path)
     loaded = load(path, device="cpu")

@@ -119,6 +119,28 @@ def test_reproducible_with_random_state(antiderivative_small):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_dropout_acts_in_fit_only_and_is_reproducible(n_jobs):
+    # FNO experts with dropout drop activations in training: the draws come
+    # from each expert's seeded generator, never from the caller's, and
+    # predictions drop nothing.
+    X, y = make_smoothing_2d(n_samples=40, resolution=12, random_state=0)
+    params = {**SMALL, "n_leaves": 2, "n_jobs": n_jobs}
+    dropout = {"expert_kwargs": {"dropout": 0.3}}
+    a = MoNORegressor(**params, **dropout).fit(X, y)
+    assert a.expert_kwargs_["dropout"] == 0.3
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    b = MoNORegressor(**params, **dropout).fit(X, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(a.predict(X), a.predict(X))
+    off = MoNORegressor(**params).fit(X, y)
+    assert "dropout" not in off.expert_kwargs_
+    assert not np.allclose(a.predict(X), off.predict(X), rtol=0, atol=1e-6)
+
+
 def test_pipeline_after_tabular_step(rng):
     X, y = make_smoothing_2d(n_samples=60, resolution=12, random_state=0)
     flat = X.reshape(60, -1)
@@ -214,10 +236,10 @@ def test_training_budget_does_not_depend_on_the_number_of_leaves(antiderivative_
 
 def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     # "auto" means width 14, 150 root epochs and lr 6e-3 for the FNO expert
-    # on 1-D grids, width 24, 80 root epochs and lr 6e-3 (with residual
-    # blocks and dropout) for the FNO expert on 2-D and 3-D grids, and width
-    # 24, 80 root epochs and lr 3e-3 for other experts; the grid is the
-    # fitted one, after grid_shape and grid_ndim.
+    # on 1-D grids, width 24, 80 root epochs and lr 6e-3 for the FNO expert
+    # with residual blocks (its default on 2-D and 3-D grids), and width 24,
+    # 80 root epochs and lr 3e-3 otherwise; the grid is the fitted one, after
+    # grid_shape and grid_ndim.
     X, y = antiderivative_small
     params = dict(n_modes=2, n_layers=1, max_epochs=1, device="cpu", random_state=0)
 
@@ -241,19 +263,24 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     assert plain.expert_kwargs_ == dict(width=14, n_modes=2, n_layers=1, factorized=True)
     X2 = rng.normal(size=(20, 6, 6))
     assert fitted(X2, X2) == (81, 6e-3, 24)
-    assert layers(MoNORegressor(n_leaves=1, **params).fit(X2, X2)) == (True, 0.1)
+    assert layers(MoNORegressor(n_leaves=1, **params).fit(X2, X2)) == (True, 0.0)
     # flat rows folded onto a 2-D grid, and two channels on a 1-D grid
     assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 6e-3, 24)
     X1 = rng.normal(size=(20, 2, 16))
     assert fitted(X1, X1, grid_ndim=1) == (151, 6e-3, 14)
-    # expert_kwargs override the 2-D layers, each on its own
+    # expert_kwargs override the 2-D layers, and plain layers train at 3e-3,
+    # the earlier 2-D defaults
     for kwargs, expected in [
-        ({"residual": False, "dropout": 0.0}, (False, 0.0)),
-        ({"dropout": 0.0}, (True, 0.0)),
-        ({"residual": False}, (False, 0.1)),
+        ({"residual": False}, (False, 0.0, 3e-3)),
+        ({"residual": False, "dropout": 0.2}, (False, 0.2, 3e-3)),
+        ({"dropout": 0.1}, (True, 0.1, 6e-3)),
     ]:
         model = MoNORegressor(n_leaves=1, expert_kwargs=kwargs, **params).fit(X2, X2)
-        assert layers(model) == expected
+        assert (*layers(model), model.lr_) == expected
+        assert model.experts_[0].lr == model.lr_
+    # on 1-D grids residual blocks train at the 1-D presets
+    model = MoNORegressor(n_leaves=1, expert_kwargs={"residual": True}, **params).fit(X[:20], y[:20])
+    assert (*layers(model), model.lr_, model.root_epochs_) == (True, 0.0, 6e-3, 150)
     # the MLP expert keeps the 2-D presets on 1-D grids
     mlp = MoNORegressor(n_leaves=1, expert="mlp", **params).fit(X[:20], y[:20])
     net = mlp.experts_[0]
@@ -264,7 +291,7 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, **params).fit(X3, X3)
     assert [net.lr for net in mixture.experts_] == pytest.approx([1.8e-3, 1.8e-3])  # 0.3 * 6e-3
     assert mixture.experts_[0].module_.operator.lift.out_channels == 24
-    assert layers(mixture) == (True, 0.1)
+    assert layers(mixture) == (True, 0.0)
     # explicit values win over the presets, each on its own, and so does a
     # width in expert_kwargs; the FNO class itself is the built-in expert
     assert fitted(X[:20], y[:20], width=5, root_epochs=2, lr=1e-3) == (3, 1e-3, 5)
