@@ -52,8 +52,8 @@ def fit_speedup(n_samples, n_points, max_epochs, repeats):
     for n_jobs in (1, 2):
         times = []
         for _ in range(repeats):
-            # Width and lr fixed (the defaults on 2-D grids, and on 1-D ones
-            # before "auto"), so that the measurement does not move with presets.
+            # Width and lr fixed (the 1-D defaults before "auto"), so that the
+            # measurement does not move with presets.
             model = MoNORegressor(
                 n_leaves=4, width=24, max_epochs=max_epochs, root_epochs=0, lr=3e-3,
                 n_jobs=n_jobs, device="cpu", random_state=0,

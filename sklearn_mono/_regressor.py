@@ -195,8 +195,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         is). The value used is ``root_epochs_``. Most of the
         training belongs here: with four leaves and plain layers of width 24
         at ``lr=3e-3``, 80 + 20 epochs gave lower test error than 50 + 50 on Darcy flow,
-        Burgers and the antiderivative; on Darcy flow, 150 + 20 overfitted
-        (see the user guide's "Choosing a configuration").
+        Burgers and the antiderivative; on Darcy flow, with residual layers
+        at 6e-3, 150 + 20 overfitted (see the user guide's "Choosing a
+        configuration").
     overlap : float, default=0.2
         At training time only, the fraction of each node's samples nearest
         to its split that both children train on, so that experts also see
@@ -278,8 +279,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Keyword arguments every leaf's expert was built with (besides the
         channels, grid and ``pooled``): what this estimator passes for the
         fitted grid, updated with ``expert_kwargs``. A model loaded from a
-        file of format 2 to 5 has the keywords that file names; the others
-        take the expert class's defaults.
+        file written by an earlier version has the keywords that file names;
+        the others take the expert class's defaults.
     leaf_sizes_ : ndarray of shape (`n_leaves_`,)
         Training samples routed to each leaf. Each expert also trains on the
         samples that ``overlap`` shares across the borders of its cell.

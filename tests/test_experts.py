@@ -541,3 +541,21 @@ def test_dropout_acts_in_training_only_and_changes_no_weights(residual):
 def test_fno_refuses_a_dropout_outside_0_1(dropout, error, message):
     with pytest.raises(error, match=message):
         FNO(1, 1, grid_shape=(8,), dropout=dropout)
+
+
+def test_residual_dropout_acts_inside_the_branch_only():
+    # With the branch's output map zeroed, each block is the identity, so
+    # dropout inside the branch cannot touch the result even in training.
+    torch.manual_seed(0)
+    model = FNO(1, 2, grid_shape=(12, 10), width=8, n_modes=4, n_layers=2, residual=True,
+                factorized=True, dropout=0.5)
+    with torch.no_grad():
+        for contract in model.contract:
+            contract.weight.zero_()
+            contract.bias.zero_()
+    model.train()
+    x = torch.randn(3, 1, 12, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
+        model.eval()
+        torch.testing.assert_close(model.train()(x), model.eval()(x), rtol=0, atol=0)
