@@ -26,7 +26,14 @@ from sklearn.utils.validation import check_is_fitted
 from ._functions import TargetLayout
 from ._partition import KDPartition
 from .encoders import FourierEncoder, PCAEncoder
-from ._regressor import _EXPERTS, MoNORegressor, _leaf_lr, _resolve_device
+from ._regressor import (
+    _EXPERTS,
+    MoNORegressor,
+    _leaf_lr,
+    _resolve_device,
+    _warm_started,
+    _without_dropout,
+)
 from .experts import RelativeL2Loss, Standardized, StandardizedMSELoss
 from .experts._net import make_net
 
@@ -358,6 +365,8 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         if expected != {k: tuple(v.shape) for k, v in tensors.items()}:
             raise ValueError(f"the weights of expert {leaf} do not fit its architecture")
         module.load_state_dict(tensors, assign=True)
+        if _warm_started(n_experts, settings["root_epochs_"]):
+            _without_dropout(module)  # as the leaves fine-tuned
         if spec["loss"] == "StandardizedMSELoss":
             criterion, kwargs = StandardizedMSELoss, {"scale": tensors["y_scale"]}
         else:

@@ -26,6 +26,12 @@ def _same(a, b, X, without=()):
                  "width_", "root_epochs_", "lr_"):
         assert getattr(a, attr) == getattr(b, attr)
     assert a.expert_kwargs_ == {k: v for k, v in b.expert_kwargs_.items() if k not in without}
+    # what the experts would drop if trained on (leaves fine-tuned from a
+    # root expert drop nothing)
+    for net_a, net_b in zip(a.experts_, b.experts_):
+        assert getattr(net_a.module_.operator, "dropout", None) == getattr(
+            net_b.module_.operator, "dropout", None
+        )
 
 
 @pytest.mark.parametrize(
@@ -86,10 +92,26 @@ def test_save_load_keeps_fno_options(option, tmp_path):
     model.save(path)
     loaded = load(path, device="cpu")
     (name, value), = option.items()
-    assert getattr(loaded.experts_[0].module_.operator, name) == value
+    assert loaded.expert_kwargs_[name] == value
+    if name != "dropout":  # the leaves fine-tuned without (see _same)
+        assert getattr(loaded.experts_[0].module_.operator, name) == value
     _same(loaded, model, X)
     fine = rng.normal(size=(5, 16, 16))
     np.testing.assert_array_equal(loaded.predict(fine), model.predict(fine))
+
+
+@pytest.mark.parametrize("n_leaves, root_epochs, expected", [(1, 5, 0.3), (2, 5, 0.0), (2, 0, 0.3)])
+def test_loaded_experts_drop_as_they_trained(n_leaves, root_epochs, expected, tmp_path):
+    # Leaves fine-tuned from a root expert drop nothing; a lone expert, or
+    # leaves trained from scratch, keep the dropout they trained with.
+    X = np.random.default_rng(0).normal(size=(40, 8, 8))
+    params = {**SMALL, "n_leaves": n_leaves, "root_epochs": root_epochs}
+    model = MoNORegressor(**params, expert_kwargs={"dropout": 0.3}).fit(X, X)
+    model.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz", device="cpu")
+    for fitted in (model, loaded):
+        assert [net.module_.operator.dropout for net in fitted.experts_] == [expected] * n_leaves
+        assert fitted.expert_kwargs_["dropout"] == 0.3
 
 
 def test_save_load_keeps_feature_names(antiderivative_small, tmp_path):

@@ -136,9 +136,15 @@ def test_dropout_acts_in_fit_only_and_is_reproducible(n_jobs):
     torch.testing.assert_close(torch.rand(3), expected)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     np.testing.assert_array_equal(a.predict(X), a.predict(X))
+    # the root expert trains with dropout and the leaves, warm-started from
+    # it, fine-tune without
+    assert [net.module_.operator.dropout for net in a.experts_] == [0.0, 0.0]
     off = MoNORegressor(**params).fit(X, y)
     assert "dropout" not in off.expert_kwargs_
     assert not np.allclose(a.predict(X), off.predict(X), rtol=0, atol=1e-6)
+    # without a root expert every leaf trains with dropout
+    no_root = MoNORegressor(**{**params, "root_epochs": 0}, **dropout).fit(X, y)
+    assert [net.module_.operator.dropout for net in no_root.experts_] == [0.3, 0.3]
 
 
 def test_pipeline_after_tabular_step(rng):
@@ -251,11 +257,14 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
         return used
 
     def layers(model):
-        operator = model.experts_[0].module_.operator
-        assert (operator.residual, operator.dropout) == (
-            model.expert_kwargs_.get("residual", False), model.expert_kwargs_.get("dropout", 0.0)
-        )
-        return operator.residual, operator.dropout
+        # what the experts were built with; the leaves of a mixture fine-tune
+        # from the root expert without dropout
+        for net in model.experts_:
+            operator = net.module_.operator
+            assert operator.residual == model.expert_kwargs_.get("residual", False)
+            dropout = model.expert_kwargs_.get("dropout", 0.0)
+            assert operator.dropout == (dropout if model.n_leaves_ == 1 else 0.0)
+        return model.expert_kwargs_.get("residual", False), model.expert_kwargs_.get("dropout", 0.0)
 
     assert fitted(X[:20], y[:20]) == (151, 6e-3, 14)
     plain = MoNORegressor(n_leaves=1, **params).fit(X[:20], y[:20])
@@ -288,10 +297,11 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     assert (mlp.width_, mlp.root_epochs_, mlp.lr_) == (24, 80, 3e-3)
     # leaves fine-tune at 0.3 * the resolved lr
     X3 = rng.normal(size=(20, 4, 4, 4))
-    mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, **params).fit(X3, X3)
+    mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, expert_kwargs={"dropout": 0.1},
+                            **params).fit(X3, X3)
     assert [net.lr for net in mixture.experts_] == pytest.approx([1.8e-3, 1.8e-3])  # 0.3 * 6e-3
     assert mixture.experts_[0].module_.operator.lift.out_channels == 24
-    assert layers(mixture) == (True, 0.0)
+    assert layers(mixture) == (True, 0.1)  # leaves fine-tuned without dropout
     # explicit values win over the presets, each on its own, and so does a
     # width in expert_kwargs; the FNO class itself is the built-in expert
     assert fitted(X[:20], y[:20], width=5, root_epochs=2, lr=1e-3) == (3, 1e-3, 5)
