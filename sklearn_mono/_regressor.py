@@ -193,7 +193,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Epochs of a shared expert trained on all samples before the leaves:
         every leaf's expert starts from its weights and fine-tunes at
         ``0.3 * lr`` (a hierarchical warm start), so that small cells do not
-        starve. 0 starts every leaf from a fresh initialisation at ``lr``.
+        starve. 0 starts every leaf from a fresh initialisation at ``lr``
+        (and an FNO's ``dropout`` then acts in every leaf).
         With a single leaf (``n_leaves=1``, or a tree that could not be
         split) the one expert is the root: it trains for
         ``root_epochs + max_epochs`` epochs at ``lr``, so that the training
@@ -286,9 +287,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     expert_kwargs_ : dict
         Keyword arguments every leaf's expert was built with (besides the
         channels, grid and ``pooled``): what this estimator passes for the
-        fitted grid, updated with ``expert_kwargs``. Its ``dropout`` is the
-        one the root expert trained with; leaves fine-tuned from it have
-        FNO layers with ``dropout`` 0. A model loaded from a
+        fitted grid, updated with ``expert_kwargs``. An FNO's ``dropout``
+        acts only in the root expert when there is one (several leaves and
+        ``root_epochs_ > 0``): the leaves' FNOs, fine-tuned from it or
+        falling back to it, then have ``dropout`` 0. A model loaded from a
         file written by an earlier version has the keywords that file names;
         the others take the expert class's defaults.
     leaf_sizes_ : ndarray of shape (`n_leaves_`,)
@@ -833,21 +835,23 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
 
 def _fine_tuning_copy(root):
-    """A leaf's starting module: a copy of the root expert's, whose built-in
-    FNO layers drop nothing. Dropout regularises the root, trained on every
+    """A leaf's starting module: a copy of the root expert's that drops
+    nothing if it is an FNO. Dropout regularises the root, trained on every
     sample; the leaves' short fine-tuning without it did as well on Darcy
     flow sampled at 16x16 from 32x32 solutions (four residual experts,
     dropout 0.1, seeds 0, 1, 2: 0.0311, 0.0315, 0.0311 against 0.0312,
-    0.0314, 0.0311 with dropout in the leaves too, and 0.0322 in the leaves
-    only) and better on Darcy flow solved at 16x16 (0.0122 against 0.0133)."""
+    0.0314, 0.0311 with dropout in the leaves too; 0.0322 with dropout in
+    the leaves only, seed 0) and better on Darcy flow solved at 16x16
+    (0.0122 against 0.0133, seed 0)."""
     return _without_dropout(copy.deepcopy(root))
 
 
 def _without_dropout(module):
-    """``module`` with its built-in FNO layers set to drop nothing."""
-    for layer in module.modules():
-        if isinstance(layer, FNO):
-            layer.dropout = 0.0
+    """``module`` (a ``Standardized`` expert) set to drop nothing when its
+    operator is an FNO; other experts, and FNOs inside them, are left as
+    they are."""
+    if isinstance(module.operator, FNO):
+        module.operator.dropout = 0.0
     return module
 
 

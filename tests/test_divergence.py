@@ -59,9 +59,8 @@ class _BreaksAfter(FNO):
 def test_failed_leaves_fall_back_to_the_root(antiderivative_small):
     X, y = antiderivative_small  # 80 samples: 3 batches of 32 per epoch
     params = {**SMALL, "root_epochs": 30}  # lr "auto": 3e-3 for an expert class of one's own
-    model = MoNORegressor(
-        n_leaves=2, expert=_BreaksAfter, expert_kwargs={"limit": 3 * 30, "width": 8, "n_modes": 4}, **params
-    )
+    kwargs = {"limit": 3 * 30, "width": 8, "n_modes": 4, "dropout": 0.1}
+    model = MoNORegressor(n_leaves=2, expert=_BreaksAfter, expert_kwargs=kwargs, **params)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(X, y)
@@ -75,6 +74,8 @@ def test_failed_leaves_fall_back_to_the_root(antiderivative_small):
     a, b = (net.module_.state_dict() for net in model.experts_)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [net.lr for net in model.experts_] == [model.lr_, model.lr_] == [3e-3, 3e-3]
+    # like fine-tuned leaves, they drop nothing (the root trained with dropout)
+    assert [net.module_.operator.dropout for net in model.experts_] == [0.0, 0.0]
     assert model.score(X, y) > 0
 
 

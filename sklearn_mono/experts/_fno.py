@@ -147,8 +147,9 @@ class FNO(nn.Module):
         layers, the output of each GELU between layers; the kept ones are
         scaled by ``1 / (1 - p)``. One mask is drawn per batch and shared by
         its samples (each channel and grid point is dropped for all of them
-        or none), from torch's global generator. Nothing is dropped in
-        evaluation mode, so predictions are deterministic and cost the same.
+        or none), from torch's default generator for the tensor's device.
+        Nothing is dropped in evaluation mode, so predictions are
+        deterministic and cost the same.
         It regularises experts whose inputs do not quite determine their
         outputs, as when functions are sampled coarsely from finer fields.
         In ``MoNORegressor`` it acts while the root expert trains; leaves
@@ -172,18 +173,17 @@ class FNO(nn.Module):
         With a mask per sample (:func:`torch.nn.functional.dropout`), a
         training step took about a third longer on a CPU than without
         dropout (batch 32, width 24, 16x16 grid), and the four experts took
-        212 s to fit in ``benchmarks/run.py`` against 171 s without; one
-        mask per batch added 4-10% to a step in the same measurement, and,
-        in the root expert only, the four experts took 158 s in another run
-        (the FNO 189 s there). The zero-shot 32x32 error barely moved
+        212 s to fit in ``benchmarks/run.py`` against 171 s without, 1.18 of
+        the FNO's time in that run; one mask per batch added 4-10% to a step
+        in the same measurement. The zero-shot 32x32 error barely moved
         (0.0802 without, 0.0801 with dropout in the root expert; seed 0).
         Narrower experts trained for fewer epochs lost accuracy with it:
-        four experts of width 16 trained for 40 + 40
-        epochs on 800 samples of the same data gave 0.0371 with 0.1 in the
-        root expert against 0.0353 without. On Burgers' equation (16
-        points, width 14), 0.1 on plain layers raised the error from 0.0033
-        to 0.0190, and 0.2 on residual blocks from 0.0039 to 0.0116 (masks
-        per sample).
+        four experts of width 16 trained for 40 + 40 epochs on 800 samples
+        of the same data gave 0.0371 with 0.1 in the root expert against
+        0.0353 without (seed 0). On Burgers' equation (16 points, width 14),
+        0.1 on plain layers raised the error from 0.0033 to 0.0190, and 0.2
+        on residual blocks from 0.0039 to 0.0116 (masks per sample, in every
+        expert).
     padding : float, default=0.0
         Fraction of each axis appended as zeros before the Fourier layers and
         cropped after them. Around 0.25 helps non-periodic problems at the
@@ -334,7 +334,7 @@ def _shared_dropout(h, p):
     points, and the kept ones are scaled by ``1 / (1 - p)``. The mask is a
     batch's worth smaller than independent masks, which on a CPU cost about
     a third more training time per step (measured at batch 32, width 24,
-    16x16 grid), for test errors no lower (see ``FNO``'s ``dropout``).
+    16x16 grid), for about the same test errors (see ``FNO``'s ``dropout``).
     """
     mask = torch.empty((1,) + tuple(h.shape[1:]), dtype=h.dtype, device=h.device)
     return h * mask.bernoulli_(1.0 - p).div_(1.0 - p)
