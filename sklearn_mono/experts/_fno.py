@@ -149,15 +149,14 @@ class FNO(nn.Module):
         its samples (each channel and grid point is dropped for all of them
         or none), from torch's default generator for the tensor's device.
         Nothing is dropped in evaluation mode, so predictions are
-        deterministic and cost the same.
-        It regularises experts whose inputs do not quite determine their
-        outputs, as when functions are sampled coarsely from finer fields.
-        In ``MoNORegressor`` it acts while the root expert trains; leaves
-        warm-started from it fine-tune without. Four factorised residual
-        experts of width 24 trained at 16x16 for 80 + 20 epochs with
-        ``lr=6e-3`` (``MoNORegressor``'s defaults there) gave these test
-        errors on Darcy flow sampled from 32x32 solutions
-        (:func:`~sklearn_mono.datasets.make_darcy` with
+        deterministic and cost the same. It regularises experts whose
+        inputs do not quite determine their outputs, as when functions are
+        sampled coarsely from finer fields. In ``MoNORegressor`` it acts
+        while the root expert trains; leaves warm-started from it fine-tune
+        without. Four factorised residual experts of width 24 trained at
+        16x16 for 80 + 20 epochs with ``lr=6e-3`` (``MoNORegressor``'s
+        defaults there) gave these test errors on Darcy flow sampled from
+        32x32 solutions (:func:`~sklearn_mono.datasets.make_darcy` with
         ``resolutions=(16, 32)``; seeds 0, 1 and 2) and solved at 16x16
         (seed 0), where the inputs determine the solutions:
 
@@ -181,10 +180,10 @@ class FNO(nn.Module):
         four experts of width 16 trained for 40 + 40 epochs on 800 samples
         of the same data gave 0.0371 with 0.1 in the root expert against
         0.0353 without (seed 0), and the four experts above gained little
-        on those 800 samples (0.0314 to 0.0312). On Burgers' equation (16 points, width 14),
-        0.1 on plain layers raised the error from 0.0033 to 0.0190, and 0.2
-        on residual blocks from 0.0039 to 0.0116 (masks per sample, in every
-        expert).
+        on those 800 samples (0.0314 to 0.0312). On Burgers' equation (16
+        points, width 14), 0.1 on plain layers raised the error from 0.0033
+        to 0.0190, and 0.2 on residual blocks from 0.0039 to 0.0116 (masks
+        per sample, in every expert).
     padding : float, default=0.0
         Fraction of each axis appended as zeros before the Fourier layers and
         cropped after them. Around 0.25 helps non-periodic problems at the
