@@ -347,6 +347,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
     settings = model._trained_settings(len(grid), expert_cls, spec["kwargs"])
     settings.update((k, state["fitted"][k]) for k in settings if k in state["fitted"])
     leaf_lr = _leaf_lr(settings["lr_"], n_experts, settings["root_epochs_"])
+    warm_started = _warm_started(n_experts, settings["root_epochs_"])
     experts = []
     for leaf, keys in enumerate(spec["state_keys"]):
         tensors = {k: torch.from_numpy(arrays[f"experts/{leaf}/{k}"].copy()) for k in keys}
@@ -365,7 +366,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         if expected != {k: tuple(v.shape) for k, v in tensors.items()}:
             raise ValueError(f"the weights of expert {leaf} do not fit its architecture")
         module.load_state_dict(tensors, assign=True)
-        if _warm_started(n_experts, settings["root_epochs_"]):
+        if warm_started:
             _without_dropout(module)  # as the leaves fine-tuned
         if spec["loss"] == "StandardizedMSELoss":
             criterion, kwargs = StandardizedMSELoss, {"scale": tensors["y_scale"]}
