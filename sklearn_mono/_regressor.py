@@ -180,11 +180,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         grids, residual blocks, ``{"residual": True}`` (``{"residual":
         False}`` gives plain layers, and ``lr="auto"`` then means 3e-3: the
         earlier 2-D default model). Only 2-D problems were measured; 3-D
-        grids get the same layers. The FNO's ``dropout`` acts while the
-        root expert trains (see ``root_epochs``); the leaves warm-started
-        from it fine-tune without. ``{"dropout": 0.1}`` helped Darcy flow
-        sampled coarsely from finer fields with the default width and
-        epochs, and cost elsewhere (see the user guide's "Choosing a
+        grids get the same layers. The FNO's ``dropout`` acts in the first
+        half of the root expert's epochs (see ``root_epochs``); the leaves
+        warm-started from it fine-tune without. ``{"dropout": 0.1}`` helped
+        Darcy flow sampled coarsely from finer fields on one draw of the
+        data and not on others (see the user guide's "Choosing a
         configuration"). What the experts were built with is
         ``expert_kwargs_``.
     max_epochs : int, default=20
@@ -194,7 +194,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         every leaf's expert starts from its weights and fine-tunes at
         ``0.3 * lr`` (a hierarchical warm start), so that small cells do not
         starve. 0 starts every leaf from a fresh initialisation at ``lr``
-        (and an FNO's ``dropout`` then acts in every leaf).
+        (and an FNO's ``dropout`` then acts in the first half of every
+        leaf's epochs).
         With a single leaf (``n_leaves=1``, or a tree that could not be
         split) the one expert is the root: it trains for
         ``root_epochs + max_epochs`` epochs at ``lr``, so that the training
@@ -288,7 +289,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Keyword arguments every leaf's expert was built with (besides the
         channels, grid and ``pooled``): what this estimator passes for the
         fitted grid, updated with ``expert_kwargs``. An FNO's ``dropout``
-        acts only in the root expert when there is one (several leaves and
+        acts in the first half of an expert's training epochs, and only in
+        the root expert when there is one (several leaves and
         ``root_epochs_ > 0``): the leaves' FNOs, fine-tuned from it or
         falling back to it, then have ``dropout`` 0. A model loaded from a
         file written by an earlier version has the keywords that file names;
@@ -839,10 +841,10 @@ def _fine_tuning_copy(root):
     nothing if it is an FNO. Dropout regularises the root, trained on every
     sample; the leaves' short fine-tuning without it did as well on Darcy
     flow sampled at 16x16 from 32x32 solutions (four residual experts,
-    dropout 0.1, seeds 0, 1, 2: 0.0311, 0.0315, 0.0311 against 0.0312,
-    0.0314, 0.0311 with dropout in the leaves too; 0.0322 with dropout in
-    the leaves only, seed 0) and better on Darcy flow solved at 16x16
-    (0.0122 against 0.0133, seed 0)."""
+    dropout 0.1 in all epochs, seeds 0, 1, 2: 0.0311, 0.0315, 0.0311
+    against 0.0312, 0.0314, 0.0311 with dropout in the leaves too; 0.0322
+    with dropout in the leaves only, seed 0) and better on Darcy flow
+    solved at 16x16 (0.0122 against 0.0133, seed 0)."""
     return _without_dropout(copy.deepcopy(root))
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import skorch
 import torch
 
 from sklearn_mono.experts import (
@@ -8,9 +9,11 @@ from sklearn_mono.experts import (
     FactorizedSpectralConv,
     RelativeL2Loss,
     SpectralConv,
+    Standardized,
     count_parameters,
 )
 from sklearn_mono.experts._fno import _shared_dropout
+from sklearn_mono.experts._net import make_net
 
 
 def _band_limited(n_points, n_dim, seed=0):
@@ -585,3 +588,49 @@ def test_residual_dropout_acts_inside_the_branch_only():
         torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
         model.eval()
         torch.testing.assert_close(model.train()(x), model.eval()(x), rtol=0, atol=0)
+
+
+class _WrappedFNO(torch.nn.Module):
+    def __init__(self, fno):
+        super().__init__()
+        self.inner = fno
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def _dropout_per_epoch(operator, fno, max_epochs):
+    """The dropout ``fno`` had in each epoch of a training run of ``operator``."""
+    seen = []
+
+    class Record(skorch.callbacks.Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(fno.dropout)
+
+    stats = [torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)] * 2
+    net = make_net(Standardized(operator, *stats), criterion=RelativeL2Loss, lr=1e-3,
+                   max_epochs=max_epochs, batch_size=8, device="cpu")
+    net.callbacks.append(("record", Record()))
+    x = torch.randn(16, 1, 8, 8)
+    net.fit(x, x)
+    return seen, net
+
+
+@pytest.mark.parametrize("max_epochs, on", [(4, 2), (5, 3), (1, 1)])
+def test_training_drops_in_the_first_half_of_the_epochs(max_epochs, on):
+    # The FNO's dropout acts for ceil(max_epochs / 2) epochs, is 0 for the
+    # rest, and is what it was once training ends.
+    torch.manual_seed(0)
+    fno = FNO(1, 1, grid_shape=(8, 8), width=4, n_modes=2, n_layers=1, residual=True,
+              factorized=True, dropout=0.3)
+    seen, net = _dropout_per_epoch(fno, fno, max_epochs)
+    assert seen == [0.3] * on + [0.0] * (max_epochs - on)
+    assert fno.dropout == 0.3
+    assert dict(net.callbacks_)["early_dropout"].operator_ is None  # holds no module
+
+
+def test_training_leaves_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
+    torch.manual_seed(0)
+    fno = FNO(1, 1, grid_shape=(8, 8), width=4, n_modes=2, n_layers=1, dropout=0.3)
+    seen, _ = _dropout_per_epoch(_WrappedFNO(fno), fno, 4)
+    assert seen == [0.3] * 4

@@ -8,6 +8,8 @@ from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 
+from ._fno import FNO
+
 
 class Standardized(nn.Module):
     """Wrap an operator so that it reads and writes data in physical units.
@@ -97,6 +99,34 @@ class StopOnDivergence(Callback):
             raise TrainingDiverged
 
 
+class EarlyDropout(Callback):
+    """Let an FNO expert drop activations in the first half of training only.
+
+    The FNO's ``dropout`` acts for the first ``ceil(max_epochs / 2)``
+    epochs of a training run and is 0 for the rest ("early dropout"); the
+    module's ``dropout`` is restored when training ends. Experts other than
+    the built-in FNO, and FNOs inside experts of one's own, are left as
+    they are.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        operator = getattr(net.module_, "operator", None)
+        self.operator_ = operator if isinstance(operator, FNO) else None
+        self.p_ = getattr(self.operator_, "dropout", 0.0)
+        self.until_ = -(-net.max_epochs // 2)
+        self.epoch_ = 0
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.p_:
+            self.operator_.dropout = self.p_ if self.epoch_ < self.until_ else 0.0
+        self.epoch_ += 1
+
+    def on_train_end(self, net, **kwargs):
+        if self.p_:
+            self.operator_.dropout = self.p_
+        self.operator_ = None  # the net holds the module; no second reference
+
+
 class EpochProgress(Callback):
     """Advance a progress bar by one step at the end of every epoch."""
 
@@ -119,8 +149,9 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None,
     """A skorch regressor that trains ``module`` with Adam and a cosine schedule.
 
     All training data are used (no validation split, so small leaves are
-    never refused), the data are shuffled each epoch, and skorch's printing
-    callbacks are off.
+    never refused), the data are shuffled each epoch, an FNO's dropout acts
+    in the first half of the epochs only (:class:`EarlyDropout`), and
+    skorch's printing callbacks are off.
     """
     return NeuralNetRegressor(
         module=module,
@@ -136,6 +167,7 @@ def make_net(module, *, criterion, lr, max_epochs, batch_size, device, bar=None,
         callbacks=[
             ("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=max_epochs)),
             ("divergence", StopOnDivergence()),
+            ("early_dropout", EarlyDropout()),
             ("progress", EpochProgress(bar)),
         ],
         callbacks__print_log=None,
