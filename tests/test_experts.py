@@ -599,38 +599,69 @@ class _WrappedFNO(torch.nn.Module):
         return self.inner(x)
 
 
-def _dropout_per_epoch(operator, fno, max_epochs):
-    """The dropout ``fno`` had in each epoch of a training run of ``operator``."""
+def _drops(fno):
+    """Whether ``fno`` drops activations in training mode now."""
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        return not torch.equal(fno(x), fno(x))
+
+
+def _train(operator, fno, max_epochs, fail_at=None):
+    """Train ``operator`` in a net of ``make_net``; return, per epoch, whether
+    ``fno`` dropped activations, and the net. With ``fail_at``, that epoch
+    raises."""
     seen = []
 
     class Record(skorch.callbacks.Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            if len(seen) == fail_at:
+                raise RuntimeError("stop")
+
         def on_epoch_end(self, net, **kwargs):
-            seen.append(fno.dropout)
+            seen.append(_drops(fno))
 
     stats = [torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)] * 2
     net = make_net(Standardized(operator, *stats), criterion=RelativeL2Loss, lr=1e-3,
                    max_epochs=max_epochs, batch_size=8, device="cpu")
     net.callbacks.append(("record", Record()))
     x = torch.randn(16, 1, 8, 8)
-    net.fit(x, x)
+    if fail_at is None:
+        net.fit(x, x)
+    else:
+        with pytest.raises(RuntimeError, match="stop"):
+            net.fit(x, x)
     return seen, net
+
+
+def _fno():
+    torch.manual_seed(0)
+    return FNO(1, 1, grid_shape=(8, 8), width=4, n_modes=2, n_layers=1, residual=True,
+               factorized=True, dropout=0.3)
 
 
 @pytest.mark.parametrize("max_epochs, on", [(4, 2), (5, 3), (1, 1)])
 def test_training_drops_in_the_first_half_of_the_epochs(max_epochs, on):
-    # The FNO's dropout acts for ceil(max_epochs / 2) epochs, is 0 for the
-    # rest, and is what it was once training ends.
-    torch.manual_seed(0)
-    fno = FNO(1, 1, grid_shape=(8, 8), width=4, n_modes=2, n_layers=1, residual=True,
-              factorized=True, dropout=0.3)
-    seen, net = _dropout_per_epoch(fno, fno, max_epochs)
-    assert seen == [0.3] * on + [0.0] * (max_epochs - on)
-    assert fno.dropout == 0.3
+    # The FNO drops activations for ceil(max_epochs / 2) epochs and not for
+    # the rest; its dropout is what it was, and it drops again once trained.
+    fno = _fno()
+    seen, net = _train(fno, fno, max_epochs)
+    assert seen == [True] * on + [False] * (max_epochs - on)
+    assert fno.dropout == 0.3 and fno.train() and _drops(fno)
     assert dict(net.callbacks_)["early_dropout"].operator_ is None  # holds no module
 
 
+def test_a_run_that_fails_late_leaves_the_next_run_its_dropout():
+    fno = _fno()
+    seen, net = _train(fno, fno, 4, fail_at=3)
+    assert seen == [True, True, False]
+    assert fno.dropout == 0.3
+    seen, _ = _train(fno, fno, 4)
+    assert seen == [True, True, False, False]
+
+
 def test_training_leaves_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
-    torch.manual_seed(0)
-    fno = FNO(1, 1, grid_shape=(8, 8), width=4, n_modes=2, n_layers=1, dropout=0.3)
-    seen, _ = _dropout_per_epoch(_WrappedFNO(fno), fno, 4)
-    assert seen == [0.3] * 4
+    # the same schedule for the FNO itself pauses in the second half (see
+    # above); wrapped in an expert of one's own, it drops in every epoch
+    fno = _fno()
+    seen, _ = _train(_WrappedFNO(fno), fno, 4)
+    assert seen == [True] * 4

@@ -154,9 +154,11 @@ class FNO(nn.Module):
         sampled coarsely from finer fields. ``MoNORegressor`` trains with
         it in the first half of the root expert's epochs only ("early
         dropout"), and the leaves warm-started from the root fine-tune
-        without. Four factorised residual experts of width 24 trained at
-        16x16 for 80 + 20 epochs with ``lr=6e-3`` (``MoNORegressor``'s
-        defaults there) gave these test errors on Darcy flow sampled from
+        without (with a single leaf, or ``root_epochs=0``, it acts in the
+        first half of each expert's epochs). Four factorised residual
+        experts of width 24 trained at 16x16 for 80 + 20 epochs with
+        ``lr=6e-3`` (``MoNORegressor``'s defaults there) gave these test
+        errors on Darcy flow sampled from
         32x32 solutions (:func:`~sklearn_mono.datasets.make_darcy` with
         ``resolutions=(16, 32)``, ``random_state=0``; seeds 0, 1 and 2) and
         solved at 16x16 (seed 0), where the inputs determine the solutions:
@@ -302,8 +304,11 @@ class FNO(nn.Module):
         if any(pads):
             # F.pad lists the last axis first.
             h = nn.functional.pad(h, [p for n in reversed(pads) for p in (0, n)])
-        # Models pickled before dropout existed have no such attribute.
-        p = getattr(self, "dropout", 0.0) if self.training else 0.0
+        # Models pickled before dropout existed have no such attribute, and
+        # MoNORegressor's training pauses dropout in the second half of a
+        # run (see EarlyDropout) without touching ``dropout`` itself.
+        active = self.training and not getattr(self, "_dropout_paused", False)
+        p = getattr(self, "dropout", 0.0) if active else 0.0
         if getattr(self, "residual", False):
             for spectral, expand, contract in zip(self.spectral, self.expand, self.contract):
                 inner = self.act(_apply_pointwise(expand, spectral(h)))

@@ -103,28 +103,32 @@ class EarlyDropout(Callback):
     """Let an FNO expert drop activations in the first half of training only.
 
     The FNO's ``dropout`` acts for the first ``ceil(max_epochs / 2)``
-    epochs of a training run and is 0 for the rest ("early dropout"); the
-    module's ``dropout`` is restored when training ends. Experts other than
-    the built-in FNO, and FNOs inside experts of one's own, are left as
-    they are.
+    epochs of a training run and is paused for the rest ("early dropout").
+    The pause is a flag on the FNO that every run clears when it starts and
+    ends; the FNO's ``dropout`` itself never changes, so a run that stops
+    with an exception changes nothing the next run sees. Experts that are
+    not an FNO (or a subclass), and FNOs inside experts of one's own, are
+    left as they are.
     """
 
     def on_train_begin(self, net, **kwargs):
         operator = getattr(net.module_, "operator", None)
         self.operator_ = operator if isinstance(operator, FNO) else None
-        self.p_ = getattr(self.operator_, "dropout", 0.0)
         self.until_ = -(-net.max_epochs // 2)
         self.epoch_ = 0
+        self._pause(False)
 
     def on_epoch_begin(self, net, **kwargs):
-        if self.p_:
-            self.operator_.dropout = self.p_ if self.epoch_ < self.until_ else 0.0
+        self._pause(self.epoch_ >= self.until_)
         self.epoch_ += 1
 
     def on_train_end(self, net, **kwargs):
-        if self.p_:
-            self.operator_.dropout = self.p_
+        self._pause(False)
         self.operator_ = None  # the net holds the module; no second reference
+
+    def _pause(self, paused):
+        if self.operator_ is not None:
+            self.operator_._dropout_paused = paused
 
 
 class EpochProgress(Callback):
