@@ -345,8 +345,7 @@ def targets(darcy, burgers):
             # the median decides, and the quartiles show the spread.
             mono, fno = get(rows, name(rows)), get(rows, fno_of(rows))
             if not mono.get("one_rounds"):
-                r = mono["one"] / fno["one"]
-                return r, r <= 0.5
+                return ratio("one", 0.5)(name, fno_of)
             per_round = np.array(mono["one_rounds"]) / np.array(fno["one_rounds"])
             low, r, high = np.percentile(per_round, [25, 50, 75])
             return f"{r:.2f} ({low:.2f}-{high:.2f})", r <= 0.5

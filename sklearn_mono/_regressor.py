@@ -25,7 +25,7 @@ from .experts import (
     StandardizedMSELoss,
     count_parameters,
 )
-from .experts._net import make_net, train_expert
+from .experts._net import fno_of, make_net, train_expert
 
 _EXPERTS = {"fno": FNO, "mlp": MLP}
 
@@ -852,8 +852,9 @@ def _without_dropout(module):
     """``module`` (a ``Standardized`` expert) set to drop nothing when its
     operator is an FNO; other experts, and FNOs inside them, are left as
     they are."""
-    if isinstance(module.operator, FNO):
-        module.operator.dropout = 0.0
+    fno = fno_of(module)
+    if fno is not None:
+        fno.dropout = 0.0
     return module
 
 

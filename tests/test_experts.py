@@ -15,6 +15,8 @@ from sklearn_mono.experts import (
 from sklearn_mono.experts._fno import _shared_dropout
 from sklearn_mono.experts._net import make_net
 
+from .conftest import WrapsFNO
+
 
 def _band_limited(n_points, n_dim, seed=0):
     """One random real trigonometric polynomial with |k| <= 3, sampled at j / n."""
@@ -590,15 +592,6 @@ def test_residual_dropout_acts_inside_the_branch_only():
         torch.testing.assert_close(model.train()(x), model.eval()(x), rtol=0, atol=0)
 
 
-class _WrappedFNO(torch.nn.Module):
-    def __init__(self, fno):
-        super().__init__()
-        self.inner = fno
-
-    def forward(self, x):
-        return self.inner(x)
-
-
 def _drops(fno):
     """Whether ``fno`` drops activations in training mode now."""
     x = torch.randn(2, 1, 8, 8)
@@ -662,6 +655,7 @@ def test_a_run_that_fails_late_leaves_the_next_run_its_dropout():
 def test_training_leaves_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
     # the same schedule for the FNO itself pauses in the second half (see
     # above); wrapped in an expert of one's own, it drops in every epoch
-    fno = _fno()
-    seen, _ = _train(_WrappedFNO(fno), fno, 4)
+    expert = WrapsFNO(1, 1, (8, 8), width=4, n_modes=2, n_layers=1, residual=True,
+                      factorized=True, dropout=0.3)
+    seen, _ = _train(expert, expert.inner, 4)
     assert seen == [True] * 4

@@ -15,7 +15,7 @@ from sklearn_mono.datasets import make_antiderivative, make_smoothing_2d
 from sklearn_mono.experts import FNO, count_parameters
 from sklearn_mono._regressor import _warm_started
 
-from .conftest import SMALL
+from .conftest import SMALL, WrapsFNO
 
 
 def test_antiderivative_accuracy_with_defaults():
@@ -148,23 +148,12 @@ def test_dropout_acts_in_fit_only_and_is_reproducible(n_jobs):
     assert [net.module_.operator.dropout for net in no_root.experts_] == [0.3, 0.3]
 
 
-class _WrapsFNO(torch.nn.Module):
-    """An expert of one's own that holds an FNO."""
-
-    def __init__(self, in_channels, out_channels, grid_shape, pooled=False, **kwargs):
-        super().__init__()
-        self.inner = FNO(in_channels, out_channels, grid_shape, **kwargs)
-
-    def forward(self, x):
-        return self.inner(x)
-
-
 def test_leaves_keep_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
     # Only the built-in FNO expert (or a subclass) fine-tunes without
     # dropout; what an expert of one's own holds is its own business.
     X, y = make_smoothing_2d(n_samples=40, resolution=12, random_state=0)
     kwargs = {"width": 4, "n_modes": 2, "n_layers": 1, "dropout": 0.3}
-    model = MoNORegressor(expert=_WrapsFNO, expert_kwargs=kwargs,
+    model = MoNORegressor(expert=WrapsFNO, expert_kwargs=kwargs,
                           **{**SMALL, "n_leaves": 2}).fit(X, y)
     assert [net.module_.operator.inner.dropout for net in model.experts_] == [0.3, 0.3]
 

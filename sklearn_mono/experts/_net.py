@@ -99,6 +99,14 @@ class StopOnDivergence(Callback):
             raise TrainingDiverged
 
 
+def fno_of(module):
+    """The FNO a ``Standardized`` expert wraps, or None when its operator is
+    not an FNO (or a subclass). FNOs inside experts of one's own are not
+    looked for: dropout handling leaves them as they are."""
+    operator = getattr(module, "operator", None)
+    return operator if isinstance(operator, FNO) else None
+
+
 class EarlyDropout(Callback):
     """Let an FNO expert drop activations in the first half of training only.
 
@@ -112,8 +120,7 @@ class EarlyDropout(Callback):
     """
 
     def on_train_begin(self, net, **kwargs):
-        operator = getattr(net.module_, "operator", None)
-        self.operator_ = operator if isinstance(operator, FNO) else None
+        self.operator_ = fno_of(net.module_)
         self.until_ = -(-net.max_epochs // 2)
         self.epoch_ = 0
         self._pause(False)
