@@ -239,6 +239,25 @@ def interleaved_latency(models, X, rounds, per_round=10):
     ]
 
 
+def sample_errors(y_true, y_pred):
+    """The relative L2 error of each test sample (their mean is the test error)."""
+    return np.array([relative_l2_error(t[None], p[None]) for t, p in zip(y_true, y_pred)])
+
+
+def paired_bootstrap(numerator, denominator, n_resamples=2000, seed=0):
+    """2.5th and 97.5th percentiles of ``mean(numerator) / mean(denominator)``
+    over test sets drawn with replacement from the same test samples.
+
+    Both models are scored on each drawn sample, so the interval shows how
+    much the ratio of their test errors depends on which 100 or 200 samples
+    the test set happens to hold, not on the training.
+    """
+    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
+    draws = np.random.default_rng(seed).integers(0, len(numerator), (n_resamples, len(numerator)))
+    ratios = numerator[draws].mean(axis=1) / denominator[draws].mean(axis=1)
+    return tuple(float(q) for q in np.percentile(ratios, [2.5, 97.5]))
+
+
 def evaluate(problem, train, tests, n_dim, out_channels, quick):
     """Fit every model of a problem, and time them.
 
@@ -254,18 +273,22 @@ def evaluate(problem, train, tests, n_dim, out_channels, quick):
         start = time.perf_counter()
         model.fit(*train)
         fit_seconds = time.perf_counter() - start
-        errors = []
+        errors, samples = [], []
         for X_test, y_test in tests:
             same_grid = X_test.shape[1:] == train[0].shape[1:]
             invariant = getattr(model, "resolution_invariant", None)
             if invariant is None:
                 invariant = model._resolution_invariant
-            errors.append(
-                relative_l2_error(y_test, model.predict(X_test)) if same_grid or invariant else None
-            )
+            if same_grid or invariant:
+                y_pred = model.predict(X_test)
+                errors.append(relative_l2_error(y_test, y_pred))
+                samples.append(sample_errors(y_test, y_pred))
+            else:
+                errors.append(None)
+                samples.append(None)
         active, total = n_params(model)
-        rows.append(dict(problem=problem, model=name, errors=errors, fit=fit_seconds,
-                         active=active, total=total, fno=None))
+        rows.append(dict(problem=problem, model=name, errors=errors, samples=samples,
+                         fit=fit_seconds, active=active, total=total, fno=None))
         fitted.append(model)
         print(f"  {problem:8s} {name:45s} error {errors[0]:.4f}  fit {fit_seconds:6.1f} s", flush=True)
 
@@ -323,11 +346,22 @@ def targets(darcy, burgers):
             cells += [value if isinstance(value, str) else f"{value:.2f}", "yes" if ok else "no"]
         out.append(f"| {text} | " + " | ".join(cells) + " |")
 
+    def with_interval(ratio, numerator, denominator, idx):
+        # The ratio of two rows' test errors, with its paired bootstrap
+        # interval when both rows kept their per-sample errors.
+        a, b = (row.get("samples", [None] * (idx + 1))[idx] for row in (numerator, denominator))
+        if a is None or b is None:
+            return ratio
+        low, high = paired_bootstrap(a, b)
+        return f"{ratio:.2f} ({low:.2f}-{high:.2f})"
+
     def error_ratio(rows, idx, limit):
         def check(name, _):
-            f = min(r["errors"][idx] for r in rows if r["model"].startswith("neuraloperator FNO"))
-            ratio = get(rows, name(rows))["errors"][idx] / f
-            return ratio, ratio <= limit
+            fnos = [r for r in rows if r["model"].startswith("neuraloperator FNO")]
+            f = min(fnos, key=lambda r: r["errors"][idx])
+            mono = get(rows, name(rows))
+            ratio = mono["errors"][idx] / f["errors"][idx]
+            return with_interval(ratio, mono, f, idx), ratio <= limit
         return check
 
     line("Darcy 16x16: MoNO error / best FNO error <= 0.9", error_ratio(darcy, 0, 0.9))
@@ -351,8 +385,10 @@ def targets(darcy, burgers):
             return f"{r:.2f} ({low:.2f}-{high:.2f})", r <= 0.5
 
         def versus_sklearn(name, fno, rows=rows):
-            r = min(get(rows, s)["errors"][0] for s in sk) / get(rows, name(rows))["errors"][0]
-            return r, r >= 2
+            baseline = min((get(rows, s) for s in sk), key=lambda r: r["errors"][0])
+            mono = get(rows, name(rows))
+            r = baseline["errors"][0] / mono["errors"][0]
+            return with_interval(r, baseline, mono, 0), r >= 2
 
         line(f"{label}: active params / FNO params <= 0.25", ratio("active", 0.25))
         line(f"{label}: fit time / FNO fit time (same epochs) <= 1", ratio("fit", 1.0))
@@ -438,12 +474,14 @@ def main():
     )
     for r in burgers_rows:
         r["errors"].append(None)
+        r["samples"].append(None)
 
     report = "\n\n".join([
         f"Machine: {machine}.",
         table(darcy_rows + burgers_rows, ["rel. L2 (16)", "rel. L2 (32, zero-shot)"]),
         "Targets, for the best configuration and for the defaults, against neuraloperator's FNO and the best scikit-learn baseline "
-        "(latency: the median and quartiles of the ratios taken round by round):",
+        "(error ratios: in brackets, the 95% interval of a paired bootstrap over the test samples; "
+        "latency: the median and quartiles of the ratios taken round by round):",
         targets(darcy_rows, burgers_rows),
         "How cost grows (Burgers, width 12, 6 modes, 5 + 5 epochs):",
         growth(args.quick),

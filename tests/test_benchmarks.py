@@ -1,7 +1,13 @@
-"""The benchmark's bookkeeping: which FNO each MoNO is held against."""
+"""The benchmark's bookkeeping: which FNO each MoNO is held against, and how
+much its ratios move with the test samples and the machine."""
 
 import importlib.util
 import pathlib
+
+import numpy as np
+import pytest
+
+from sklearn_mono import relative_l2_error
 
 RUN = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
@@ -77,3 +83,65 @@ def test_latency_target_shows_the_spread_of_the_ratio_over_rounds():
     line = next(line for line in run.targets(darcy, burgers).splitlines()
                 if line.startswith("| Darcy: 1-query latency"))
     assert line.endswith("| 0.60 (0.50-0.75) | no | 0.60 (0.50-0.75) | no |")
+
+
+def test_sample_errors_average_to_the_test_error():
+    run = _run_module()
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(30, 8, 8))
+    pred = y + 0.1 * rng.normal(size=y.shape) * np.arange(1, 31)[:, None, None]
+    errors = run.sample_errors(y, pred)
+    assert errors.shape == (30,)
+    assert errors.mean() == pytest.approx(relative_l2_error(y, pred))
+    assert errors[-1] > 10 * errors[0]  # the noisier samples have the larger errors
+
+
+def test_paired_bootstrap_interval_of_an_error_ratio():
+    run = _run_module()
+    rng = np.random.default_rng(1)
+    fno = rng.gamma(4.0, 0.01, size=100)
+    # a model exactly 0.8 times as wrong on every sample: no test set changes that
+    assert run.paired_bootstrap(0.8 * fno, fno) == pytest.approx((0.8, 0.8))
+    # per-sample noise around 0.9: the interval holds the ratio and narrows
+    # as the test set grows
+    mono = 0.9 * fno * rng.lognormal(0.0, 0.2, size=100)
+    low, high = run.paired_bootstrap(mono, fno)
+    assert low < mono.mean() / fno.mean() < high
+    assert 0.02 < high - low < 0.2
+    big = rng.gamma(4.0, 0.01, size=1600)
+    low_big, high_big = run.paired_bootstrap(0.9 * big * rng.lognormal(0.0, 0.2, size=1600), big)
+    assert high_big - low_big < (high - low) / 2
+    # the same draws every time
+    assert run.paired_bootstrap(mono, fno) == (low, high)
+
+
+def test_error_targets_show_the_bootstrap_interval_and_decide_on_the_ratio():
+    run = _run_module()
+    fno100 = run.fno_name(100)
+    rng = np.random.default_rng(2)
+    fno_samples = rng.gamma(4.0, 0.009, size=100)
+    mono_samples = fno_samples * rng.lognormal(0.0, 0.15, size=100)
+    mono_samples *= 0.91 * fno_samples.mean() / mono_samples.mean()  # 0.91 of the FNO's error
+    sklearn = [("Ridge", 0.09), ("KNeighbors (k=5)", 0.1), ("MLPRegressor (256, 256)", 4.0),
+               ("GP on 16 PCA features", 0.066)]
+    mono = _row("Darcy", run.DEFAULTS, [mono_samples.mean(), 0.08], fit=100, one=1.0, active=60,
+                fno=fno100)
+    mono["samples"] = [mono_samples, None]
+    fno = _row("Darcy", fno100, [fno_samples.mean(), 0.09], fit=200, one=2.0, active=400)
+    fno["samples"] = [fno_samples, None]
+    darcy = [mono, fno] + [_row("Darcy", n, [e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
+    burgers = [
+        _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno100),
+        _row("Burgers", fno100, [0.0036, None], fit=100, one=3.0, active=55),
+    ] + [_row("Burgers", n, [10 * e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
+    lines = run.targets(darcy, burgers).splitlines()
+    ratio = mono_samples.mean() / fno_samples.mean()
+    low, high = run.paired_bootstrap(mono_samples, fno_samples)
+    assert low < 0.9 < ratio < high  # an interval that straddles the target
+    cell = f"{ratio:.2f} ({low:.2f}-{high:.2f})"
+    line = next(line for line in lines if line.startswith("| Darcy 16x16"))
+    # the measured ratio decides, the interval only comes beside it
+    assert line.endswith(f"| {cell} | no | {cell} | no |")
+    # without per-sample errors (zero-shot here), the plain ratio
+    line = next(line for line in lines if line.startswith("| Darcy 32x32"))
+    assert line.endswith("| 0.89 | yes | 0.89 | yes |")
