@@ -250,7 +250,10 @@ def paired_bootstrap(numerator, denominator, n_resamples=2000, seed=0):
 
     Both models are scored on each drawn sample, so the interval shows how
     much the ratio of their test errors depends on which 100 or 200 samples
-    the test set happens to hold, not on the training.
+    the test set happens to hold. It leaves out what the training adds
+    (another seed moves the ratio too), and the models compared are the
+    ones chosen on the whole test set (the most accurate FNO or
+    scikit-learn baseline), not chosen again in every draw.
     """
     numerator, denominator = np.asarray(numerator), np.asarray(denominator)
     draws = np.random.default_rng(seed).integers(0, len(numerator), (n_resamples, len(numerator)))

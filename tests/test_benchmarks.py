@@ -106,8 +106,13 @@ def test_paired_bootstrap_interval_of_an_error_ratio():
     # as the test set grows
     mono = 0.9 * fno * rng.lognormal(0.0, 0.2, size=100)
     low, high = run.paired_bootstrap(mono, fno)
-    assert low < mono.mean() / fno.mean() < high
-    assert 0.02 < high - low < 0.2
+    ratio = mono.mean() / fno.mean()
+    assert low < ratio < high
+    # a 95% interval: about 1.96 standard errors of the ratio either side,
+    # the standard error taken from the delta method (a 90% or 99% interval
+    # would be 16% narrower or 31% wider)
+    standard_error = np.std(mono - ratio * fno) / np.sqrt(len(fno)) / fno.mean()
+    assert (high - low) / (2 * 1.96 * standard_error) == pytest.approx(1.0, abs=0.07)
     big = rng.gamma(4.0, 0.01, size=1600)
     low_big, high_big = run.paired_bootstrap(0.9 * big * rng.lognormal(0.0, 0.2, size=1600), big)
     assert high_big - low_big < (high - low) / 2
@@ -130,18 +135,35 @@ def test_error_targets_show_the_bootstrap_interval_and_decide_on_the_ratio():
     fno = _row("Darcy", fno100, [fno_samples.mean(), 0.09], fit=200, one=2.0, active=400)
     fno["samples"] = [fno_samples, None]
     darcy = [mono, fno] + [_row("Darcy", n, [e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
+    # the best baseline (the GP here) with errors of its own per sample
+    gp = darcy[-1]
+    gp_samples = 2.2 * mono_samples * rng.lognormal(0.0, 0.3, size=100)
+    gp["errors"][0], gp["samples"] = gp_samples.mean(), [gp_samples, None]
     burgers = [
         _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno100),
         _row("Burgers", fno100, [0.0036, None], fit=100, one=3.0, active=55),
     ] + [_row("Burgers", n, [10 * e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
-    lines = run.targets(darcy, burgers).splitlines()
+
+    def line_of(start):
+        return next(line for line in run.targets(darcy, burgers).splitlines() if line.startswith(start))
+
     ratio = mono_samples.mean() / fno_samples.mean()
     low, high = run.paired_bootstrap(mono_samples, fno_samples)
     assert low < 0.9 < ratio < high  # an interval that straddles the target
     cell = f"{ratio:.2f} ({low:.2f}-{high:.2f})"
-    line = next(line for line in lines if line.startswith("| Darcy 16x16"))
     # the measured ratio decides, the interval only comes beside it
-    assert line.endswith(f"| {cell} | no | {cell} | no |")
+    assert line_of("| Darcy 16x16").endswith(f"| {cell} | no | {cell} | no |")
+    # and a ratio under the target passes though its interval reaches above it
+    mono["errors"][0] = 0.89 * fno_samples.mean()
+    mono["samples"][0] = mono_samples * 0.89 / 0.91
+    low, high = run.paired_bootstrap(mono["samples"][0], fno_samples)
+    assert low < 0.89 < 0.9 < high
+    cell = f"0.89 ({low:.2f}-{high:.2f})"
+    assert line_of("| Darcy 16x16").endswith(f"| {cell} | yes | {cell} | yes |")
+    # scikit-learn's ratio is the baseline's error over MoNO's, interval too
+    low, high = run.paired_bootstrap(gp_samples, mono["samples"][0])
+    cell = f"{gp_samples.mean() / mono['errors'][0]:.2f} ({low:.2f}-{high:.2f})"
+    assert low > 1.5 and cell.startswith("2.")
+    assert line_of("| Darcy: best scikit-learn error").endswith(f"| {cell} | yes | {cell} | yes |")
     # without per-sample errors (zero-shot here), the plain ratio
-    line = next(line for line in lines if line.startswith("| Darcy 32x32"))
-    assert line.endswith("| 0.89 | yes | 0.89 | yes |")
+    assert line_of("| Darcy 32x32").endswith("| 0.89 | yes | 0.89 | yes |")
