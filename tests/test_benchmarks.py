@@ -24,21 +24,37 @@ def _row(problem, model, errors, fit, one, active, fno=None):
                 active=active, total=active, fno=fno)
 
 
+# The scikit-learn baselines' Darcy errors (ten times these on Burgers).
+SKLEARN = [("Ridge", 0.09), ("KNeighbors (k=5)", 0.1), ("MLPRegressor (256, 256)", 4.0),
+           ("GP on 16 PCA features", 0.066)]
+
+
+def _sklearn_rows(problem, scale=1):
+    return [_row(problem, name, [scale * e, None], fit=1, one=0.1, active=10) for name, e in SKLEARN]
+
+
+def _burgers(run, fno):
+    """Burgers rows: the defaults against ``fno``, and the baselines."""
+    return [
+        _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno),
+        _row("Burgers", fno, [0.0036, None], fit=100, one=3.0, active=55),
+    ] + _sklearn_rows("Burgers", scale=10)
+
+
+def _target_line(run, darcy, burgers, start):
+    return next(line for line in run.targets(darcy, burgers).splitlines() if line.startswith(start))
+
+
 def test_targets_hold_each_mono_against_the_fno_of_its_budget():
     run = _run_module()
     fno100, fno150, fno170 = (run.fno_name(n) for n in (100, 150, 170))
-    sklearn = [("Ridge", 0.09), ("KNeighbors (k=5)", 0.1), ("MLPRegressor (256, 256)", 4.0),
-               ("GP on 16 PCA features", 0.066)]
     darcy = [
         _row("Darcy", run.DEFAULTS, [0.033, 0.08], fit=100, one=1.0, active=60, fno=fno100),
         _row("Darcy", run.BEST_NAME, [0.030, 0.05], fit=150, one=2.0, active=40, fno=fno150),
         _row("Darcy", fno100, [0.036, 0.09], fit=200, one=4.0, active=400),
         _row("Darcy", fno150, [0.034, 0.085], fit=300, one=5.0, active=400),
-    ] + [_row("Darcy", name, [e, None], fit=1, one=0.1, active=10) for name, e in sklearn]
-    burgers = [
-        _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno170),
-        _row("Burgers", fno170, [0.0036, None], fit=100, one=3.0, active=55),
-    ] + [_row("Burgers", name, [10 * e, None], fit=1, one=0.1, active=10) for name, e in sklearn]
+    ] + _sklearn_rows("Darcy")
+    burgers = _burgers(run, fno170)
     lines = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in
              run.targets(darcy, burgers).splitlines()[2:]}
     cells = {key: " | ".join(value).rstrip(" |") for key, value in lines.items()}
@@ -58,20 +74,14 @@ def test_targets_hold_each_mono_against_the_fno_of_its_budget():
 def test_latency_target_shows_the_spread_of_the_ratio_over_rounds():
     run = _run_module()
     fno100 = run.fno_name(100)
-    sklearn = [("Ridge", 0.09), ("KNeighbors (k=5)", 0.1), ("MLPRegressor (256, 256)", 4.0),
-               ("GP on 16 PCA features", 0.066)]
     mono = _row("Darcy", run.DEFAULTS, [0.033, 0.08], fit=100, one=1.0, active=60, fno=fno100)
     fno = _row("Darcy", fno100, [0.036, 0.09], fit=200, one=2.0, active=400)
     # round by round: 0.4, 0.5, 0.5, 0.6 and 0.8 of the FNO's time
     mono["one_rounds"] = [0.8, 1.0, 1.0, 1.2, 1.6]
     fno["one_rounds"] = [2.0, 2.0, 2.0, 2.0, 2.0]
-    darcy = [mono, fno] + [_row("Darcy", n, [e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
-    burgers = [
-        _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno100),
-        _row("Burgers", fno100, [0.0036, None], fit=100, one=3.0, active=55),
-    ] + [_row("Burgers", n, [10 * e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
-    line = next(line for line in run.targets(darcy, burgers).splitlines()
-                if line.startswith("| Darcy: 1-query latency"))
+    darcy = [mono, fno] + _sklearn_rows("Darcy")
+    burgers = _burgers(run, fno100)
+    line = _target_line(run, darcy, burgers, "| Darcy: 1-query latency")
     # the median of the round-by-round ratios decides (0.50 meets <= 0.5),
     # their quartiles come beside it
     assert line.endswith("| 0.50 (0.50-0.60) | yes | 0.50 (0.50-0.60) | yes |")
@@ -80,8 +90,7 @@ def test_latency_target_shows_the_spread_of_the_ratio_over_rounds():
     # 0.90 and 0.60 round by round (median 0.60), while the medians give 0.45
     mono["one"], fno["one"] = 0.9, 2.0
     mono["one_rounds"], fno["one_rounds"] = [0.8, 0.9, 1.2], [2.0, 1.0, 2.0]
-    line = next(line for line in run.targets(darcy, burgers).splitlines()
-                if line.startswith("| Darcy: 1-query latency"))
+    line = _target_line(run, darcy, burgers, "| Darcy: 1-query latency")
     assert line.endswith("| 0.60 (0.50-0.75) | no | 0.60 (0.50-0.75) | no |")
 
 
@@ -127,25 +136,20 @@ def test_error_targets_show_the_bootstrap_interval_and_decide_on_the_ratio():
     fno_samples = rng.gamma(4.0, 0.009, size=100)
     mono_samples = fno_samples * rng.lognormal(0.0, 0.15, size=100)
     mono_samples *= 0.91 * fno_samples.mean() / mono_samples.mean()  # 0.91 of the FNO's error
-    sklearn = [("Ridge", 0.09), ("KNeighbors (k=5)", 0.1), ("MLPRegressor (256, 256)", 4.0),
-               ("GP on 16 PCA features", 0.066)]
     mono = _row("Darcy", run.DEFAULTS, [mono_samples.mean(), 0.08], fit=100, one=1.0, active=60,
                 fno=fno100)
     mono["samples"] = [mono_samples, None]
     fno = _row("Darcy", fno100, [fno_samples.mean(), 0.09], fit=200, one=2.0, active=400)
     fno["samples"] = [fno_samples, None]
-    darcy = [mono, fno] + [_row("Darcy", n, [e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
+    darcy = [mono, fno] + _sklearn_rows("Darcy")
     # the best baseline (the GP here) with errors of its own per sample
     gp = darcy[-1]
     gp_samples = 2.2 * mono_samples * rng.lognormal(0.0, 0.3, size=100)
     gp["errors"][0], gp["samples"] = gp_samples.mean(), [gp_samples, None]
-    burgers = [
-        _row("Burgers", run.DEFAULTS, [0.0033, None], fit=40, one=1.0, active=12, fno=fno100),
-        _row("Burgers", fno100, [0.0036, None], fit=100, one=3.0, active=55),
-    ] + [_row("Burgers", n, [10 * e, None], fit=1, one=0.1, active=10) for n, e in sklearn]
+    burgers = _burgers(run, fno100)
 
     def line_of(start):
-        return next(line for line in run.targets(darcy, burgers).splitlines() if line.startswith(start))
+        return _target_line(run, darcy, burgers, start)
 
     ratio = mono_samples.mean() / fno_samples.mean()
     low, high = run.paired_bootstrap(mono_samples, fno_samples)
