@@ -51,8 +51,10 @@ FORMAT = "sklearn_mono.MoNORegressor"
 #    may drop activations in training (its ``dropout`` keyword, which
 #    changes no weights); files of versions 2 to 5 have none of these, the
 #    default.
-VERSION = 6
-_READABLE = (2, 3, 4, 5, 6)
+# 7: the FNO expert may hold several members evaluated together (its
+#    ``n_members`` keyword); files of versions 2 to 6 have one, the default.
+VERSION = 7
+_READABLE = (2, 3, 4, 5, 6, 7)
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (

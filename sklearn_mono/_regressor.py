@@ -45,8 +45,12 @@ _FINETUNE_LR_FACTOR = 0.3
 # than the best plain ones (3e-3; 6e-3 did worse for those), and 150 root
 # epochs overfitted Darcy flow. On 1-D grids residual blocks did worse
 # (Burgers 0.0033 to 0.0039). See the user guide's "Choosing a configuration".
+# Residual experts with several members (the FNO's ``n_members``) are 16
+# channels wide per member: two of them hold about as many weights as one of
+# width 24 (67k against 75k on a 16x16 grid).
 _AUTO_FNO_1D = {"width": 14, "root_epochs": 150, "lr": 6e-3}
 _AUTO_FNO_RESIDUAL = {"width": 24, "root_epochs": 80, "lr": 6e-3}
+_AUTO_MEMBER_WIDTH = 16
 _AUTO = {"width": 24, "root_epochs": 80, "lr": 3e-3}
 
 
@@ -157,8 +161,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         :class:`~sklearn_mono.experts.FactorizedSpectralConv`); pass
         ``expert_kwargs={"factorized": False}`` for full multi-dimensional ones.
     width : int or "auto", default="auto"
-        Hidden channels of the built-in experts. "auto" means 14 for the FNO
-        expert on 1-D grids and 24 otherwise. A grid's axes are those of
+        Hidden channels of the built-in experts, per member for an FNO
+        expert with several (see ``expert_kwargs``). "auto" means 14 for the
+        FNO expert on 1-D grids, 16 per member for the FNO expert with
+        residual blocks and several members, and 24 otherwise. A grid's axes are those of
         ``X`` at fit, after ``grid_shape`` and ``grid_ndim`` (``grid_``):
         2-D ``X`` without ``grid_shape`` is a 1-D grid. On 1-D grids the
         narrow expert holds a third of the parameters of width 24 and,
@@ -180,7 +186,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         grids, residual blocks, ``{"residual": True}`` (``{"residual":
         False}`` gives plain layers, and ``lr="auto"`` then means 3e-3: the
         earlier 2-D default model). Only 2-D problems were measured; 3-D
-        grids get the same layers. The FNO's ``dropout`` acts in the first
+        grids get the same layers. ``{"n_members": 2}`` makes each expert
+        two FNOs evaluated together, each trained on its own loss, their
+        predictions averaged (see :class:`~sklearn_mono.experts.FNO` and the
+        user guide's "Choosing a configuration"); with residual blocks they
+        are 16 channels wide each when ``width`` is "auto". The FNO's ``dropout`` acts in the first
         half of the root expert's epochs (see ``root_epochs``); the leaves
         warm-started from it fine-tune without. ``{"dropout": 0.1}`` helped
         Darcy flow sampled coarsely from finer fields on one draw of the
@@ -271,15 +281,16 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     depth_ : int
         Depth of the tree: comparisons needed to route one query.
     n_params_active_ : int
-        Parameters of the largest expert: what one query loads and evaluates.
+        Parameters of the largest expert: what one query loads and evaluates
+        (all its members, for an FNO expert with several).
     n_params_routing_ : int
         Numbers stored by the encoder and the tree to route a query.
     n_params_total_ : int
         Parameters of all experts plus ``n_params_routing_``.
     width_ : int or None
-        Hidden channels of the built-in experts: ``width``, what "auto"
-        became, or a width given in ``expert_kwargs``; None for an expert
-        class of your own, which ``width`` does not reach.
+        Hidden channels of the built-in experts (per member): ``width``, what
+        "auto" became, or a width given in ``expert_kwargs``; None for an
+        expert class of your own, which ``width`` does not reach.
     root_epochs_ : int
         ``root_epochs``, or what "auto" became. A single leaf trained for
         ``root_epochs_ + max_epochs`` epochs.
@@ -477,7 +488,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         stats = _channel_stats(F) + _channel_stats(Y)
         criterion, criterion_kwargs = self._criterion(pooled, Y, stats)
         kwargs = self._expert_kwargs(expert_cls, len(layout.grid))
-        resolved = self._resolve_auto(len(layout.grid), expert_cls, kwargs.get("residual", False))
+        resolved = self._resolve_auto(len(layout.grid), expert_cls, kwargs)
         if expert_cls in (FNO, MLP):
             kwargs = {"width": resolved["width"], **kwargs}  # a width in expert_kwargs wins
         Xt = torch.tensor(F, dtype=torch.float32)
@@ -613,13 +624,16 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             )
         return self.expert
 
-    def _resolve_auto(self, grid_ndim, expert_cls, residual):
+    def _resolve_auto(self, grid_ndim, expert_cls, expert_kwargs):
         """``width``, ``root_epochs`` and ``lr``, "auto" resolved for the grid
-        and expert (and whether an FNO expert has residual blocks)."""
+        and expert (and, for an FNO expert, its residual blocks and members)."""
         if expert_cls is FNO and grid_ndim == 1:
             preset = _AUTO_FNO_1D
-        elif expert_cls is FNO and residual:
+        elif expert_cls is FNO and expert_kwargs.get("residual", False):
             preset = _AUTO_FNO_RESIDUAL
+            n_members = expert_kwargs.get("n_members", 1)
+            if isinstance(n_members, Integral) and n_members > 1:
+                preset = {**preset, "width": _AUTO_MEMBER_WIDTH}
         else:
             preset = _AUTO
         return {
@@ -631,7 +645,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         """``width_``, ``root_epochs_`` and ``lr_``: the parameters with "auto"
         resolved, and the width the built-in experts are built with from
         ``expert_kwargs`` (None for experts of one's own)."""
-        resolved = self._resolve_auto(grid_ndim, expert_cls, expert_kwargs.get("residual", False))
+        resolved = self._resolve_auto(grid_ndim, expert_cls, expert_kwargs)
         width = expert_kwargs.get("width", resolved["width"]) if expert_cls in (FNO, MLP) else None
         return {
             "width_": None if width is None else int(width),

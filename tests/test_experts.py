@@ -10,6 +10,7 @@ from sklearn_mono.experts import (
     RelativeL2Loss,
     SpectralConv,
     Standardized,
+    StandardizedMSELoss,
     count_parameters,
 )
 from sklearn_mono.experts._fno import _shared_dropout
@@ -659,3 +660,139 @@ def test_training_leaves_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
                       factorized=True, dropout=0.3)
     seen, _ = _train(expert, expert.inner, 4)
     assert seen == [True] * 4
+
+
+def _grouped_from(members, grouped):
+    """Load the weights of separate FNOs into one FNO with those members.
+
+    The lifting stacks the members' output rows; the spectral weights,
+    stored ``(blocks, in, out / groups, *modes)``, stack along ``in``; every
+    other map is a grouped convolution and stacks along its outputs.
+    """
+    state = {}
+    for name in grouped.state_dict():
+        parts = [member.state_dict()[name] for member in members]
+        state[name] = torch.cat(parts, 1 if name.startswith("spectral") else 0)
+    grouped.load_state_dict(state)
+    return grouped
+
+
+@pytest.mark.parametrize("layer", [SpectralConv, FactorizedSpectralConv])
+@pytest.mark.parametrize("grid", [(12,), (10, 9), (6, 5, 7)])
+@pytest.mark.parametrize("even", [False, True])
+@pytest.mark.parametrize("n_samples", [1, 3, 11])
+def test_grouped_spectral_layers_are_the_layers_they_hold(layer, grid, even, n_samples):
+    # groups=2 on 4 -> 6 channels: two layers of 2 -> 3 channels, side by
+    # side, on every path (inference factors, bases, FFTs).
+    torch.manual_seed(0)
+    n_dim = len(grid)
+    parts = [layer(2, 3, n_dim, 3, even=even) for _ in range(2)]
+    grouped = layer(4, 6, n_dim, 3, even=even, groups=2)
+    assert grouped.groups == 2
+    grouped.load_state_dict({
+        name: torch.cat([part.state_dict()[name] for part in parts], 1) for name in grouped.state_dict()
+    })
+    x = torch.randn((n_samples, 4) + grid)
+    for training in (False, True):
+        for module in parts + [grouped]:
+            module.train(training)
+        with torch.enable_grad() if training else torch.no_grad():
+            expected = torch.cat([part(x[:, 2 * g : 2 * g + 2]) for g, part in enumerate(parts)], 1)
+            torch.testing.assert_close(grouped(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("grid", [(12,), (10, 9), (6, 5, 7)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(factorized=True, residual=True),
+        dict(factorized=False, residual=False),
+        dict(factorized=False, residual=True),
+        dict(factorized=True, residual=False),
+        dict(factorized=True, residual=True, symmetric=True),
+        dict(factorized=True, residual=True, pooled=True),
+    ],
+)
+@pytest.mark.parametrize("n_samples", [1, 3, 11])
+def test_fno_members_are_the_fnos_they_hold(grid, options, n_samples):
+    # Every path (inference factors, bases, FFTs; training and inference)
+    # gives each member exactly what a separate FNO with its weights gives.
+    torch.manual_seed(0)
+    kwargs = dict(width=5, n_modes=3, **options)
+    members = [FNO(2, 3, grid, **kwargs) for _ in range(3)]
+    grouped = _grouped_from(members, FNO(2, 3, grid, n_members=3, **kwargs))
+    x = torch.randn((n_samples, 2) + grid)
+    for training in (False, True):
+        for model in members + [grouped]:
+            model.train(training)
+        context = torch.enable_grad() if training else torch.no_grad()
+        with context:
+            expected = torch.stack([member(x) for member in members], 1)
+            got = grouped.members(x)
+            assert got.shape == (n_samples, 3, 3) + (() if options.get("pooled") else grid)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(grouped(x), expected.mean(1), rtol=1e-5, atol=1e-5)
+
+
+def test_fno_members_have_their_own_weights_and_gradients():
+    torch.manual_seed(0)
+    grouped = FNO(1, 1, (8, 8), width=4, n_modes=3, factorized=True, residual=True, n_members=2)
+    single = FNO(1, 1, (8, 8), width=4, n_modes=3, factorized=True, residual=True)
+    assert count_parameters(grouped) == 2 * count_parameters(single)
+    # The loss of member 0 alone moves none of member 1's weights.
+    grouped.members(torch.randn(4, 1, 8, 8))[:, 0].square().sum().backward()
+    for name, param in grouped.named_parameters():
+        axis = 1 if name.startswith("spectral") else 0  # where the members are stacked
+        first, second = param.grad.chunk(2, dim=axis)
+        assert torch.count_nonzero(first) > 0, name
+        assert torch.count_nonzero(second) == 0, name
+
+
+def test_pooled_fno_members():
+    torch.manual_seed(0)
+    grouped = FNO(1, 2, (8,), width=4, n_modes=3, n_members=3, pooled=True)
+    x = torch.randn(5, 1, 8)
+    assert grouped.members(x).shape == (5, 3, 2)
+    torch.testing.assert_close(grouped(x), grouped.members(x).mean(1))
+    assert FNO(1, 2, (8,), width=4, n_modes=3, pooled=True).members(x).shape == (5, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "n_members, error, message",
+    [(0, ValueError, "at least 1"), (1.5, TypeError, "positive int"), (True, TypeError, "positive int")],
+)
+def test_fno_refuses_a_bad_number_of_members(n_members, error, message):
+    with pytest.raises(error, match=message):
+        FNO(1, 1, (8,), n_members=n_members)
+
+
+@pytest.mark.parametrize("layer", [SpectralConv, FactorizedSpectralConv])
+def test_spectral_layers_refuse_groups_that_do_not_divide_the_channels(layer):
+    message = rf"{layer.__name__}: groups must be a positive divisor of both in_channels \(4\) and out_channels \(6\), got 4"
+    with pytest.raises(ValueError, match=message):
+        layer(4, 6, 2, 3, groups=4)
+    with pytest.raises(TypeError, match=f"{layer.__name__}: groups must be a positive int"):
+        layer(4, 6, 2, 3, groups=2.0)
+
+
+def test_members_train_on_their_own_losses():
+    # In training, the wrapped expert returns each member's prediction and the
+    # losses average the members' own errors; in evaluation, their mean.
+    torch.manual_seed(0)
+    operator = FNO(1, 1, (8,), width=4, n_modes=3, n_members=2)
+    stats = (torch.zeros(1, 1, 1), torch.ones(1, 1, 1), torch.full((1, 1, 1), 2.0), torch.full((1, 1, 1), 3.0))
+    module = Standardized(operator, *stats)
+    x, y = torch.randn(6, 1, 8), torch.randn(6, 1, 8) + 2.0
+    module.train()
+    per_member = module(x)
+    assert per_member.shape == (6, 2, 1, 8)
+    torch.testing.assert_close(per_member, operator.members(x) * 3.0 + 2.0)
+    loss = RelativeL2Loss()(per_member, y)
+    expected = torch.stack([RelativeL2Loss()(per_member[:, m], y) for m in range(2)]).mean()
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(loss, RelativeL2Loss()(per_member.mean(1), y))
+    mse = StandardizedMSELoss(torch.full((1, 1, 1), 2.0))
+    expected = torch.stack([mse(per_member[:, m], y) for m in range(2)]).mean()
+    torch.testing.assert_close(mse(per_member, y), expected)
+    module.eval()
+    torch.testing.assert_close(module(x), per_member.mean(1), rtol=1e-5, atol=1e-5)

@@ -322,6 +322,38 @@ def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
     _same(loaded, model, X, without=plain)
 
 
+def test_files_of_version_6_load_with_single_member_experts(tmp_path):
+    # Version 6 files predate experts with several members: their FNO kwargs
+    # do not name ``n_members`` and their experts have one member, the
+    # FNO's default.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 8))
+    single = {"n_members": 1}
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=single).fit(X, X)
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    _resign(path, _as_version(6, without=single))
+    loaded = load(path, device="cpu")
+    operator = loaded.experts_[0].module_.operator
+    assert operator.residual and operator.n_members == 1
+    assert operator.lift.out_channels == SMALL["width"]
+    _same(loaded, model, X, without=single)
+
+
+def test_experts_with_members_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 8))
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs={"n_members": 2}).fit(X, X)
+    assert model.experts_[0].module_.operator.n_members == 2
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = load(path, device="cpu")
+    assert loaded.experts_[0].module_.operator.n_members == 2
+    assert loaded.n_params_active_ == model.n_params_active_
+    _same(loaded, model, X)
+
+
 def test_files_from_before_auto_defaults_load_with_the_values_they_name(antiderivative_small, tmp_path):
     # Files written before width, root_epochs and lr could be "auto" hold
     # numbers there and not the fitted width_, root_epochs_ and lr_, which are
@@ -370,7 +402,7 @@ def test_other_format_versions_are_refused(fitted_small, tmp_path):
     path = tmp_path / "m.npz"
     fitted_small.save(path)
     _resign(path, lambda meta: meta.update(version=1))
-    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4, 5, 6"):
+    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4, 5, 6, 7"):
         load(path)
 
 

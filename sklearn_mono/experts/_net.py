@@ -26,6 +26,15 @@ class Standardized(nn.Module):
         Per-channel statistics of the inputs, broadcastable to them.
     y_shift, y_scale : torch.Tensor
         Per-channel statistics of the outputs, broadcastable to them.
+
+    Notes
+    -----
+    In training mode, an operator with several members (an FNO with
+    ``n_members > 1``, or any operator with such an ``n_members`` and a
+    ``members`` method) gives every member's prediction, shape
+    ``(n, n_members, *target shape)``, so that the losses of this module
+    (:class:`RelativeL2Loss`, :class:`StandardizedMSELoss`) train each member
+    on its own error; in evaluation mode it gives their mean.
     """
 
     def __init__(self, operator, x_shift, x_scale, y_shift, y_scale):
@@ -37,12 +46,28 @@ class Standardized(nn.Module):
         self.register_buffer("y_scale", y_scale)
 
     def forward(self, x):
-        z = self.operator((x - self.x_shift) / self.x_scale)
+        x = (x - self.x_shift) / self.x_scale
+        operator = self.operator
+        if self.training and getattr(operator, "n_members", 1) > 1 and hasattr(operator, "members"):
+            # The statistics broadcast from the right, over the member axis too.
+            z = operator.members(x)
+        else:
+            z = operator(x)
         return z * self.y_scale + self.y_shift
+
+
+def _member_axis(pred, target):
+    """``target`` with a member axis when ``pred`` has one (one more axis
+    after the samples': the members of an expert in training)."""
+    return target.unsqueeze(1) if pred.ndim == target.ndim + 1 else target
 
 
 class RelativeL2Loss(nn.Module):
     """Mean over samples of ``||pred - target|| / ||target||``.
+
+    When ``pred`` has one more axis than ``target``, after the samples'
+    (``(n, n_members, ...)``: the members of an expert in training), each
+    member's error counts on its own and the loss is their mean.
 
     The norms run over every channel and grid point of a sample; on a uniform
     grid they are proportional to the L2 norm of the sampled function, so the
@@ -61,8 +86,10 @@ class RelativeL2Loss(nn.Module):
         self.floor = floor
 
     def forward(self, pred, target):
-        error = (pred - target).flatten(1).norm(dim=1)
-        size = target.flatten(1).norm(dim=1).clamp_min(self.floor)
+        start = 2 if pred.ndim == target.ndim + 1 else 1  # norms per sample (and member)
+        target = _member_axis(pred, target)
+        error = (pred - target).flatten(start).norm(dim=-1)
+        size = target.flatten(start).norm(dim=-1).clamp_min(self.floor)
         return (error / size).mean()
 
 
@@ -84,7 +111,8 @@ class StandardizedMSELoss(nn.Module):
         self.register_buffer("scale", scale)
 
     def forward(self, pred, target):
-        return (((pred - target) / self.scale) ** 2).mean()
+        # With a member axis, the mean runs over members too.
+        return (((pred - _member_axis(pred, target)) / self.scale) ** 2).mean()
 
 
 class TrainingDiverged(Exception):

@@ -36,6 +36,15 @@ class SpectralConv(nn.Module):
         layer's convolution kernel is then even, ``k(-x) = k(x)``, and the
         layer commutes with the reflection ``x -> -x`` of the periodic grid
         (``j -> (n - j) mod n`` on every axis at once).
+    groups : int, default=1
+        Split the channels into this many groups, in order, each mixed only
+        within itself: ``groups`` independent layers of
+        ``in_channels / groups`` to ``out_channels / groups`` channels,
+        evaluated together (the grouped convolution of :class:`torch.nn.Conv1d`).
+        Both channel counts must be multiples of it. The weights are stored
+        as ``(blocks, in_channels, out_channels / groups, *modes)``, with a
+        last axis of 2 (real and imaginary parts) unless ``even``: each
+        input channel holds its weights to the outputs of its group.
 
     Examples
     --------
@@ -46,18 +55,21 @@ class SpectralConv(nn.Module):
     torch.Size([5, 3, 16, 16])
     """
 
-    def __init__(self, in_channels, out_channels, n_dim, n_modes, *, even=False):
+    def __init__(self, in_channels, out_channels, n_dim, n_modes, *, even=False, groups=1):
         super().__init__()
         _check_n_dim(type(self), n_dim)
         if not isinstance(even, (bool, np.bool_)):
             raise TypeError(f"even must be True or False, got {even!r}.")
+        _check_groups(type(self), in_channels, out_channels, groups)
         self.n_dim = n_dim
         self.n_modes = n_modes
         self.even = bool(even)
+        self.groups = int(groups)
         # One block of weights per sign pattern of the non-last axes.
         n_blocks = 2 ** (n_dim - 1)
-        scale = 1.0 / (in_channels * out_channels)
-        shape = (n_blocks, in_channels, out_channels) + (n_modes,) * n_dim
+        out_group = out_channels // groups
+        scale = 1.0 / (in_channels // groups * out_group)
+        shape = (n_blocks, in_channels, out_group) + (n_modes,) * n_dim
         # Complex weights are stored as real pairs so that optimisers, devices
         # and state dicts see ordinary real tensors; even ones are the real
         # parts alone.
@@ -65,13 +77,13 @@ class SpectralConv(nn.Module):
         self.weight = nn.Parameter(scale * torch.rand(shape) * sqrt(2.0))
 
     def _complex_weight(self):
-        """The stored weights as complex numbers, ``(blocks, in, out, *modes)``."""
+        """The stored weights as complex numbers, ``(blocks, in, out / groups, *modes)``."""
         if getattr(self, "even", False):
             return torch.complex(self.weight, torch.zeros_like(self.weight))
         return torch.view_as_complex(self.weight)
 
     def full_weight(self):
-        """Complex weights over every kept frequency, shape ``(in, out, *K)``.
+        """Complex weights over every kept frequency, shape ``(in, out / groups, *K)``.
 
         Non-last axes hold ``2 * n_modes`` frequencies, ordered
         ``0 .. n_modes - 1, -n_modes .. -1``; the last axis holds
@@ -146,8 +158,9 @@ class SpectralConv(nn.Module):
         """The 1-D layer on the grid of ``x`` as real factors ``(F, W, G)``.
 
         ``F`` (points, 2 modes) takes samples to the real and imaginary parts
-        of the kept modes, ``W`` (modes, 2 in, 2 out) mixes channels mode by
-        mode, and ``G`` (2 modes, points) goes back to samples. Built at full
+        of the kept modes, ``W`` (modes, groups, 2 in, 2 out), with the
+        channels of one group, mixes channels mode by mode, and ``G``
+        (2 modes, points) goes back to samples. Built at full
         precision and kept for the last few grids while the weights stay
         equal to those they were built from; training drops them.
         """
@@ -157,11 +170,8 @@ class SpectralConv(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 weight = self.weight.detach().clone()
                 forward, inverse = self._bases((n,), x.dtype, x.device)[0]
-                w = self.full_weight().detach().to(x.device)  # (in, out, modes)
-                re, im = w.real.to(x.dtype), w.imag.to(x.dtype)
-                # [re_in, im_in] @ [[re, im], [-im, re]] = [re_out, im_out]
-                mix = torch.cat([torch.cat([re, im], 1), torch.cat([-im, re], 1)], 0)
-            return weight, (forward, mix.permute(2, 0, 1).contiguous(), inverse)
+                mix = self._mix(x.dtype, x.device)
+            return weight, (forward, mix, inverse)
 
         def fresh(entry):
             # An exact comparison: edits through ``.data`` leave no other trace.
@@ -170,6 +180,16 @@ class SpectralConv(nn.Module):
         key = (n, x.dtype, str(x.device))
         cache = _grid_cache(self, "_inference_cache")
         return cache.get(key, build, fresh, limit=_INFERENCE_GRIDS)[1]
+
+    def _mix(self, dtype, device):
+        """The channel mixing of a 1-D layer as real matrices, one per mode and
+        group: ``(modes, groups, 2 in, 2 out)``, channels of one group."""
+        w = self.full_weight().detach().to(device)  # (in, out / groups, modes)
+        w = w.unflatten(0, (getattr(self, "groups", 1), -1))  # (groups, in / groups, ..)
+        re, im = w.real.to(dtype), w.imag.to(dtype)
+        # [re_in, im_in] @ [[re, im], [-im, re]] = [re_out, im_out]
+        mix = torch.cat([torch.cat([re, im], 2), torch.cat([-im, re], 2)], 1)
+        return mix.permute(3, 0, 1, 2).contiguous()
 
     def train(self, mode=True):
         # Training changes the weights: drop the inference factors (a stale
@@ -191,10 +211,19 @@ class SpectralConv(nn.Module):
         for axis in range(d - 1):
             coef = _matmul_2d(coef.movedim(2, -1), bases[axis][0])
         weight = self.full_weight().movedim(-1, 2)
+        g = getattr(self, "groups", 1)
+        if g > 1:
+            # Channels split as (group, channel of the group), mixed within a group.
+            coef, weight = coef.unflatten(1, (g, -1)), weight.unflatten(0, (g, -1))
         if d == 1:
             # Any axes between the channels and the grid's are carried along
             # (FactorizedSpectralConv applies 1-D layers that way).
-            coef = torch.einsum("bi...k,iok->bo...k", coef, weight)
+            if g > 1:
+                coef = torch.einsum("bgi...k,giok->bgo...k", coef, weight).flatten(1, 2)
+            else:
+                coef = torch.einsum("bi...k,iok->bo...k", coef, weight)
+        elif g > 1:
+            coef = (coef.unsqueeze(3) * weight).sum(2).flatten(1, 2)
         else:
             # Few samples, many frequencies: a broadcast product beats a
             # complex batched product over the frequencies.
@@ -210,8 +239,9 @@ class SpectralConv(nn.Module):
         dims = tuple(range(-self.n_dim, 0))
         grid = tuple(x.shape[-self.n_dim :])
         coef = torch.fft.rfftn(x, dim=dims, norm="forward")
+        g = getattr(self, "groups", 1)
         out = torch.zeros(
-            (x.shape[0], self.weight.shape[2]) + tuple(coef.shape[2:]),
+            (x.shape[0], self.weight.shape[2] * g) + tuple(coef.shape[2:]),
             dtype=coef.dtype,
             device=x.device,
         )
@@ -236,13 +266,27 @@ class SpectralConv(nn.Module):
             held.append(slice(0, m_last))
             block = (slice(None), slice(None)) + tuple(data)
             w = weight[(b, slice(None), slice(None)) + tuple(held)]
-            out[block] = torch.einsum("bi...,io...->bo...", coef[block], w)
+            if g > 1:
+                grouped = coef[block].unflatten(1, (g, -1)), w.unflatten(0, (g, -1))
+                out[block] = torch.einsum("bgi...,gio...->bgo...", *grouped).flatten(1, 2)
+            else:
+                out[block] = torch.einsum("bi...,io...->bo...", coef[block], w)
         return torch.fft.irfftn(out, s=grid, dim=dims, norm="forward")
 
 
 def _check_n_dim(cls, n_dim):
     if n_dim not in (1, 2, 3):
         raise ValueError(f"{cls.__name__} supports 1, 2 or 3 grid axes, got {n_dim}.")
+
+
+def _check_groups(cls, in_channels, out_channels, groups):
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{cls.__name__}: groups must be a positive int, got {groups!r}.")
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{cls.__name__}: groups must be a positive divisor of both in_channels "
+            f"({in_channels}) and out_channels ({out_channels}), got {groups}."
+        )
 
 
 def _matmul_2d(t, matrix):
@@ -313,6 +357,8 @@ class FactorizedSpectralConv(nn.Module):
         Real weights on every axis (see :class:`SpectralConv`): the layer
         then commutes with reflecting any one axis of the periodic grid,
         ``j -> (n - j) mod n`` along it.
+    groups : int, default=1
+        Independent groups of channels, as in :class:`SpectralConv`.
 
     Examples
     --------
@@ -323,13 +369,16 @@ class FactorizedSpectralConv(nn.Module):
     torch.Size([5, 3, 16, 12])
     """
 
-    def __init__(self, in_channels, out_channels, n_dim, n_modes, *, even=False):
+    def __init__(self, in_channels, out_channels, n_dim, n_modes, *, even=False, groups=1):
         super().__init__()
         _check_n_dim(type(self), n_dim)
+        _check_groups(type(self), in_channels, out_channels, groups)
         self.n_dim = n_dim
         self.n_modes = n_modes
+        self.groups = int(groups)
         self.axes = nn.ModuleList(
-            SpectralConv(in_channels, out_channels, 1, n_modes, even=even) for _ in range(n_dim)
+            SpectralConv(in_channels, out_channels, 1, n_modes, even=even, groups=groups)
+            for _ in range(n_dim)
         )
 
     def forward(self, x):
@@ -358,19 +407,24 @@ class FactorizedSpectralConv(nn.Module):
         along_rows, along_cols = self.axes
         f_rows, mix_rows, g_rows = along_rows._inference_factors(x.transpose(-1, -2))
         f_cols, mix_cols, g_cols = along_cols._inference_factors(x)
-        n_modes, n_out = mix_cols.shape[0], mix_cols.shape[2] // 2
+        n_modes, groups = mix_cols.shape[:2]
+        n_in, n_out = mix_cols.shape[2] // 2, mix_cols.shape[3] // 2  # per group
+        batches = (n_modes * groups, -1, 2 * n_in)
         # To the kept modes, per axis: (n, in, rows, modes * [re, im]) and
-        # (n, in, modes * [re, im], cols), then laid out per mode as
-        # (modes, n, points of the other axis, [re, im], in).
-        by_cols = torch.matmul(x, f_cols).view(n, n_in, rows, n_modes, 2).permute(3, 0, 2, 4, 1)
-        by_rows = torch.matmul(f_rows.T, x).view(n, n_in, n_modes, 2, cols).permute(2, 0, 4, 3, 1)
-        by_cols = torch.bmm(by_cols.reshape(n_modes, n * rows, 2 * n_in), mix_cols)
-        by_rows = torch.bmm(by_rows.reshape(n_modes, n * cols, 2 * n_in), mix_rows)
+        # (n, in, modes * [re, im], cols), then laid out per mode and group as
+        # (modes, groups, n, points of the other axis, [re, im], in).
+        by_cols = torch.matmul(x, f_cols).view(n, groups, n_in, rows, n_modes, 2)
+        by_rows = torch.matmul(f_rows.T, x).view(n, groups, n_in, n_modes, 2, cols)
+        by_cols = by_cols.permute(4, 1, 0, 3, 5, 2).reshape(batches)
+        by_rows = by_rows.permute(3, 1, 0, 5, 4, 2).reshape(batches)
+        by_cols = torch.bmm(by_cols, mix_cols.view(n_modes * groups, 2 * n_in, 2 * n_out))
+        by_rows = torch.bmm(by_rows, mix_rows.view(n_modes * groups, 2 * n_in, 2 * n_out))
         # And back to samples along each axis, then summed.
-        by_cols = by_cols.view(n_modes, n, rows, 2, n_out).permute(1, 4, 2, 0, 3)
-        by_rows = by_rows.view(n_modes, n, cols, 2, n_out).permute(1, 4, 0, 3, 2)
-        out = torch.matmul(by_cols.reshape(n, n_out, rows, 2 * n_modes), g_cols)
-        return out + torch.matmul(g_rows.T, by_rows.reshape(n, n_out, 2 * n_modes, cols))
+        by_cols = by_cols.view(n_modes, groups, n, rows, 2, n_out).permute(2, 1, 5, 3, 0, 4)
+        by_rows = by_rows.view(n_modes, groups, n, cols, 2, n_out).permute(2, 1, 5, 0, 4, 3)
+        width = groups * n_out
+        out = torch.matmul(by_cols.reshape(n, width, rows, 2 * n_modes), g_cols)
+        return out + torch.matmul(g_rows.T, by_rows.reshape(n, width, 2 * n_modes, cols))
 
 
 # A 1-D SpectralConv keeps the inference factors of at most this many grids.
@@ -389,13 +443,17 @@ def _apply_factors(x, forward, mix, inverse):
     ``x`` is ``(n, in, *others, points)``; the axes between the channels and
     the last are carried along.
     """
-    n, n_in, points = x.shape[0], x.shape[1], x.shape[-1]
+    n, points = x.shape[0], x.shape[-1]
     others = x.shape[2:-1]
-    n_modes, n_out = mix.shape[0], mix.shape[2] // 2
+    n_modes, groups = mix.shape[:2]
+    n_in, n_out = mix.shape[2] // 2, mix.shape[3] // 2  # per group
     coef = torch.matmul(x, forward)  # (n, in, *others, modes * [re, im])
-    # -> (modes, n * others, [re_in, im_in]): one real product per mode.
-    coef = coef.reshape(n, n_in, -1, n_modes, 2).permute(3, 0, 2, 4, 1)
-    coef = torch.bmm(coef.reshape(n_modes, -1, 2 * n_in), mix)
+    # -> (modes * groups, n * others, [re_in, im_in]): one real product per
+    # mode and group.
+    coef = coef.reshape(n, groups, n_in, -1, n_modes, 2).permute(4, 1, 0, 3, 5, 2)
+    mix = mix.view(n_modes * groups, 2 * n_in, 2 * n_out)
+    coef = torch.bmm(coef.reshape(n_modes * groups, -1, 2 * n_in), mix)
     # -> (n, out, others, modes * [re, im]), and back to samples.
-    coef = coef.view(n_modes, n, -1, 2, n_out).permute(1, 4, 2, 0, 3).reshape(n, n_out, -1, 2 * n_modes)
-    return torch.matmul(coef, inverse).view((n, n_out) + others + (points,))
+    coef = coef.view(n_modes, groups, n, -1, 2, n_out).permute(2, 1, 5, 3, 0, 4)
+    coef = coef.reshape(n, groups * n_out, -1, 2 * n_modes)
+    return torch.matmul(coef, inverse).view((n, groups * n_out) + others + (points,))
