@@ -164,9 +164,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Hidden channels of the built-in experts, per member for an FNO
         expert with several (see ``expert_kwargs``). "auto" means 14 for the
         FNO expert on 1-D grids, 16 per member for the FNO expert with
-        residual blocks and several members, and 24 otherwise. A grid's axes are those of
-        ``X`` at fit, after ``grid_shape`` and ``grid_ndim`` (``grid_``):
-        2-D ``X`` without ``grid_shape`` is a 1-D grid. On 1-D grids the
+        residual blocks and several members, and 24 otherwise. A grid's
+        axes are those of ``X`` at fit, after ``grid_shape`` and
+        ``grid_ndim`` (``grid_``): 2-D ``X`` without ``grid_shape`` is a
+        1-D grid. On 1-D grids the
         narrow expert holds a third of the parameters of width 24 and,
         trained longer (see ``root_epochs``), was more accurate on both 1-D
         problems measured. Each of ``width``, ``root_epochs`` and ``lr``
@@ -190,9 +191,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         two FNOs evaluated together, each trained on its own loss, their
         predictions averaged (see :class:`~sklearn_mono.experts.FNO` and the
         user guide's "Choosing a configuration"); with residual blocks they
-        are 16 channels wide each when ``width`` is "auto". The FNO's ``dropout`` acts in the first
-        half of the root expert's epochs (see ``root_epochs``); the leaves
-        warm-started from it fine-tune without. ``{"dropout": 0.1}`` helped
+        are 16 channels wide each when ``width`` is "auto". The FNO's
+        ``dropout`` acts in the first half of the root expert's epochs (see
+        ``root_epochs``); the leaves warm-started from it fine-tune
+        without. ``{"dropout": 0.1}`` helped
         Darcy flow sampled coarsely from finer fields on one draw of the
         data and not on others (see the user guide's "Choosing a
         configuration"). What the experts were built with is
