@@ -270,6 +270,18 @@ def test_consistent_digest_but_inconsistent_model_is_refused(fitted_small, tmp_p
             load(path)
 
 
+def _loaded_as_version(tmp_path, version, without):
+    """A small 2-D model fitted with ``expert_kwargs=without``, its file
+    rewritten as one of ``version`` whose expert kwargs did not have those
+    keywords, and the model loaded from it: ``(model, loaded, X)``."""
+    X = np.random.default_rng(0).normal(size=(40, 8, 8))
+    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=without).fit(X, X)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    _resign(path, _as_version(version, without=without))
+    return model, load(path, device="cpu"), X
+
+
 def _as_version(version, without):
     """Make a file's description one of ``version``, whose expert kwargs did
     not have the keywords ``without``."""
@@ -286,15 +298,8 @@ def test_files_of_version_2_load_with_full_fourier_layers(tmp_path):
     # Version 2 files predate factorised layers (and residual blocks and
     # dropout): their FNO kwargs do not name ``factorized`` and their experts
     # have full layers, the FNO's default.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 8, 8))
     old = {"factorized": False, "residual": False, "dropout": 0.0}
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=old).fit(X, X)
-    path = tmp_path / "m.npz"
-    model.save(path)
-
-    _resign(path, _as_version(2, without=old))
-    loaded = load(path, device="cpu")
+    model, loaded, X = _loaded_as_version(tmp_path, 2, without=old)
     assert type(loaded.experts_[0].module_.operator.spectral[0]).__name__ == "SpectralConv"
     _same(loaded, model, X, without=old)
     # and a loaded model saves again, as it was built
@@ -307,15 +312,8 @@ def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
     # dropout, version 6): their FNO kwargs name none of them, and their
     # experts have plain layers with complex weights and linear coordinates,
     # the FNO's defaults.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 8, 8))
     plain = {"residual": False, "dropout": 0.0}
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=plain).fit(X, X)
-    path = tmp_path / "m.npz"
-    model.save(path)
-
-    _resign(path, _as_version(4, without=plain))
-    loaded = load(path, device="cpu")
+    model, loaded, X = _loaded_as_version(tmp_path, 4, without=plain)
     operator = loaded.experts_[0].module_.operator
     assert not operator.residual and not operator.symmetric and operator.dropout == 0
     assert operator.positional == "linear"
@@ -326,15 +324,8 @@ def test_files_of_version_6_load_with_single_member_experts(tmp_path):
     # Version 6 files predate experts with several members: their FNO kwargs
     # do not name ``n_members`` and their experts have one member, the
     # FNO's default.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 8, 8))
     single = {"n_members": 1}
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=single).fit(X, X)
-    path = tmp_path / "m.npz"
-    model.save(path)
-
-    _resign(path, _as_version(6, without=single))
-    loaded = load(path, device="cpu")
+    model, loaded, X = _loaded_as_version(tmp_path, 6, without=single)
     operator = loaded.experts_[0].module_.operator
     assert operator.residual and operator.n_members == 1
     assert operator.lift.out_channels == SMALL["width"]
