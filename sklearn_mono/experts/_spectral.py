@@ -214,6 +214,8 @@ class SpectralConv(nn.Module):
         g = getattr(self, "groups", 1)
         if g > 1:
             # Channels split as (group, channel of the group), mixed within a group.
+            # Ungrouped layers keep their own products: the grouped ones with a
+            # single group made a training step 2-7% slower.
             coef, weight = coef.unflatten(1, (g, -1)), weight.unflatten(0, (g, -1))
         if d == 1:
             # Any axes between the channels and the grid's are carried along
