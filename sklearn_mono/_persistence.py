@@ -34,7 +34,7 @@ from ._regressor import (
     _warm_started,
     _without_dropout,
 )
-from .experts import RelativeL2Loss, Standardized, StandardizedMSELoss
+from .experts import FNO, RelativeL2Loss, Standardized, StandardizedMSELoss
 from .experts._net import make_net
 
 FORMAT = "sklearn_mono.MoNORegressor"
@@ -53,8 +53,11 @@ FORMAT = "sklearn_mono.MoNORegressor"
 #    default.
 # 7: the FNO expert may hold several members evaluated together (its
 #    ``n_members`` keyword); files of versions 2 to 6 have one, the default.
-VERSION = 7
-_READABLE = (2, 3, 4, 5, 6, 7)
+# 8: the FNO expert uses the exact GELU on 2-D and 3-D grids; the file
+#    records each expert's GELU forms. Files of versions 2 to 7 used the
+#    tanh approximation on every grid, and their experts load with it.
+VERSION = 8
+_READABLE = (2, 3, 4, 5, 6, 7, 8)
 _META, _DIGEST = "__meta__", "__digest__"
 _BUILTIN_EXPERTS = {cls.__name__: cls for cls in _EXPERTS.values()}
 _PCA_ARRAYS = (
@@ -217,6 +220,7 @@ def save_model(model, path):
             "loss": type(model.experts_[0].criterion_).__name__,
             "floor": getattr(model.experts_[0].criterion_, "floor", None),
             "state_keys": experts,
+            "gelu": [_gelu_forms(net.module_) for net in model.experts_],
         },
         "y_layout": vars(y_layout),
         "fitted": {
@@ -368,6 +372,10 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         if expected != {k: tuple(v.shape) for k, v in tensors.items()}:
             raise ValueError(f"the weights of expert {leaf} do not fit its architecture")
         module.load_state_dict(tensors, assign=True)
+        if meta["version"] >= 8:
+            _set_gelu_forms(module, spec["gelu"][leaf])
+        elif issubclass(expert_cls, FNO):
+            _set_gelu_forms(module, ["tanh"] * len(_gelu_forms(module)))
         if warm_started:
             _without_dropout(module)  # as the leaves fine-tuned
         if spec["loss"] == "StandardizedMSELoss":
@@ -398,6 +406,20 @@ def _rebuild(path, meta, arrays, device, custom_objects):
     model.leaf_sizes_ = np.array(model.leaf_sizes_)
     model.device_ = device
     return model
+
+
+def _gelu_forms(module):
+    """The ``approximate`` setting of each GELU in ``module``, in module order."""
+    return [layer.approximate for layer in module.modules() if isinstance(layer, torch.nn.GELU)]
+
+
+def _set_gelu_forms(module, forms):
+    """Give the GELUs of ``module`` the forms recorded by :func:`_gelu_forms`."""
+    gelus = [layer for layer in module.modules() if isinstance(layer, torch.nn.GELU)]
+    if len(forms) != len(gelus) or not set(forms) <= {"none", "tanh"}:
+        raise ValueError(f"the GELU forms {forms!r} do not fit the expert's {len(gelus)} GELUs")
+    for layer, form in zip(gelus, forms):
+        layer.approximate = form
 
 
 def load(path, *, device="auto", custom_objects=None):

@@ -273,13 +273,26 @@ def test_consistent_digest_but_inconsistent_model_is_refused(fitted_small, tmp_p
 def _loaded_as_version(tmp_path, version, without):
     """A small 2-D model fitted with ``expert_kwargs=without``, its file
     rewritten as one of ``version`` whose expert kwargs did not have those
-    keywords, and the model loaded from it: ``(model, loaded, X)``."""
+    keywords, and the model loaded from it: ``(model, loaded, X)``. Before
+    version 8 the experts' GELUs were tanh approximations; ``model`` has
+    them too, as the release that wrote such a file trained it."""
     X = np.random.default_rng(0).normal(size=(40, 8, 8))
     model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=without).fit(X, X)
+    if version < 8:
+        _gelus_as_tanh(model)
     path = tmp_path / "m.npz"
     model.save(path)
     _resign(path, _as_version(version, without=without))
     return model, load(path, device="cpu"), X
+
+
+def _gelus_as_tanh(model):
+    """Turn every GELU of a fitted model's experts into its tanh
+    approximation, as releases before format 8 trained them; return how many."""
+    gelus = [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+    for gelu in gelus:
+        gelu.approximate = "tanh"
+    return len(gelus)
 
 
 def _as_version(version, without):
@@ -330,6 +343,37 @@ def test_files_of_version_6_load_with_single_member_experts(tmp_path):
     assert operator.residual and operator.n_members == 1
     assert operator.lift.out_channels == SMALL["width"]
     _same(loaded, model, X, without=single)
+
+
+def test_files_of_version_7_load_with_the_tanh_gelu(tmp_path):
+    # Until format 8 the FNO experts used GELU's tanh approximation on every
+    # grid; 2-D and 3-D experts now use its exact form. A version-7 file loads
+    # with the form it was trained with, and predicts what it predicted then.
+    X = np.random.default_rng(0).normal(size=(40, 8, 8))
+    model = MoNORegressor(n_leaves=2, **SMALL).fit(X, X)
+    gelus = [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+    assert gelus and all(g.approximate == "none" for g in gelus)
+    exact = model.predict(X)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    assert load(path, device="cpu").predict(X) == pytest.approx(exact, abs=1e-6)
+
+    assert _gelus_as_tanh(model) == 2 * 2  # two experts: the blocks' GELU and the projection's
+    old = model.predict(X)
+    assert np.abs(old - exact).max() > 1e-4  # the two forms are told apart below
+    _resign(path, _as_version(7, without=()))
+    loaded = load(path, device="cpu")
+    assert loaded.predict(X) == pytest.approx(old, abs=1e-6)
+    # a loaded model saves again (as format 8) and keeps the tanh form
+    loaded.save(tmp_path / "again.npz")
+    assert load(tmp_path / "again.npz", device="cpu").predict(X) == pytest.approx(old, abs=1e-6)
+
+
+def test_one_dimensional_experts_keep_the_tanh_gelu(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
+    gelus = [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+    assert gelus and all(g.approximate == "tanh" for g in gelus)
 
 
 def test_experts_with_members_round_trip(tmp_path):
