@@ -375,7 +375,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         if meta["version"] >= 8:
             _set_gelu_forms(module, spec["gelu"][leaf])
         elif issubclass(expert_cls, FNO):
-            _set_gelu_forms(module, ["tanh"] * len(_gelu_forms(module)))
+            _set_gelu_forms(module, ["tanh"] * len(_gelus(module)))
         if warm_started:
             _without_dropout(module)  # as the leaves fine-tuned
         if spec["loss"] == "StandardizedMSELoss":
@@ -408,14 +408,19 @@ def _rebuild(path, meta, arrays, device, custom_objects):
     return model
 
 
+def _gelus(module):
+    """The GELU layers of ``module``, in module order."""
+    return [layer for layer in module.modules() if isinstance(layer, torch.nn.GELU)]
+
+
 def _gelu_forms(module):
     """The ``approximate`` setting of each GELU in ``module``, in module order."""
-    return [layer.approximate for layer in module.modules() if isinstance(layer, torch.nn.GELU)]
+    return [layer.approximate for layer in _gelus(module)]
 
 
 def _set_gelu_forms(module, forms):
     """Give the GELUs of ``module`` the forms recorded by :func:`_gelu_forms`."""
-    gelus = [layer for layer in module.modules() if isinstance(layer, torch.nn.GELU)]
+    gelus = _gelus(module)
     if len(forms) != len(gelus) or not set(forms) <= {"none", "tanh"}:
         raise ValueError(f"the GELU forms {forms!r} do not fit the expert's {len(gelus)} GELUs")
     for layer, form in zip(gelus, forms):

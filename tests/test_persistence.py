@@ -286,10 +286,15 @@ def _loaded_as_version(tmp_path, version, without):
     return model, load(path, device="cpu"), X
 
 
+def _gelus(model):
+    """Every GELU layer of a fitted model's experts."""
+    return [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+
+
 def _gelus_as_tanh(model):
     """Turn every GELU of a fitted model's experts into its tanh
     approximation, as releases before format 8 trained them; return how many."""
-    gelus = [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+    gelus = _gelus(model)
     for gelu in gelus:
         gelu.approximate = "tanh"
     return len(gelus)
@@ -351,7 +356,7 @@ def test_files_of_version_7_load_with_the_tanh_gelu(tmp_path):
     # with the form it was trained with, and predicts what it predicted then.
     X = np.random.default_rng(0).normal(size=(40, 8, 8))
     model = MoNORegressor(n_leaves=2, **SMALL).fit(X, X)
-    gelus = [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+    gelus = _gelus(model)
     assert gelus and all(g.approximate == "none" for g in gelus)
     exact = model.predict(X)
     path = tmp_path / "m.npz"
@@ -372,7 +377,7 @@ def test_files_of_version_7_load_with_the_tanh_gelu(tmp_path):
 def test_one_dimensional_experts_keep_the_tanh_gelu(antiderivative_small):
     X, y = antiderivative_small
     model = MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
-    gelus = [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
+    gelus = _gelus(model)
     assert gelus and all(g.approximate == "tanh" for g in gelus)
 
 
