@@ -164,6 +164,9 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
 
     def check():
         torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
+        with torch.inference_mode():  # a single query takes its own, copy-free pass
+            one = layer(x[1:])
+        torch.testing.assert_close(one, _axis_multiplier_reference(layer, x[1:]), atol=1e-12, rtol=1e-10)
 
     layer.eval()
     check()
@@ -172,21 +175,32 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     layer.eval()
     check()
     assert all(a is b for a, b in zip(entries(), first))
-    assert len(fused_calls) == (3 if len(grid) == 2 else 0)
-    # A full small batch, read through a non-contiguous view.
+    assert len(fused_calls) == (6 if len(grid) == 2 else 0)
+    # A full small batch and a single query, read through non-contiguous views.
     swapped = grid[:-2] + (grid[-1], grid[-2])
     wide = torch.randn((8, 3) + swapped, dtype=torch.float64).transpose(-1, -2)
-    with torch.inference_mode():
-        got = layer(wide)
-    torch.testing.assert_close(got, _axis_multiplier_reference(layer, wide), atol=1e-12, rtol=1e-10)
+    for batch in (wide, wide[3:4]):
+        with torch.inference_mode():
+            got = layer(batch)
+        torch.testing.assert_close(got, _axis_multiplier_reference(layer, batch), atol=1e-12, rtol=1e-10)
     with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
     check()
     assert entries()[0] is not first[0] and all(a is b for a, b in zip(entries()[1:], first[1:]))
     before = entries()
-    layer.axes[-1].weight.data.mul_(0.5)  # leaves no version bump behind
+    layer.load_state_dict({k: v * 0.5 for k, v in layer.state_dict().items()})
     check()
-    assert entries()[-1] is not before[-1]
+    assert all(a is not b for a, b in zip(entries(), before))
+    before = entries()
+    layer.axes[-1].weight.data = layer.axes[-1].weight.detach() * 3.0  # a new storage
+    check()
+    assert entries()[-1] is not before[-1] and entries()[0] is before[0]
+    # In-place edits through ``.data`` leave no version behind, as for
+    # autograd: the factors are then rebuilt after train().
+    layer.axes[-1].weight.data.mul_(0.5)
+    with torch.inference_mode():
+        stale = layer(x)
+    assert not torch.allclose(stale, _axis_multiplier_reference(layer, x))
     layer.train()  # training drops them
     assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
     layer(x).square().sum().backward()
@@ -197,18 +211,20 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     monkeypatch.setattr(_spectral, "_SMALL_BATCH", 1)
     layer.train()
     layer.eval()
-    check()
+    torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
     assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
 
 
 @pytest.mark.parametrize("n_points, carried", [(16, ()), (9, ()), (5, ()), (12, (3,)), (7, (2, 3))])
-def test_1d_inference_path_matches_the_training_path(n_points, carried):
-    # A few 1-D queries in inference go through real factors; other axes
-    # between the channels and the grid's are carried along (as the axes of
-    # a factorised layer are), and grids too coarse for every mode drop them.
+@pytest.mark.parametrize("n_samples", [1, 2])
+def test_1d_inference_path_matches_the_training_path(n_points, carried, n_samples):
+    # A few 1-D queries in inference go through real factors (a single one
+    # without copies); other axes between the channels and the grid's are
+    # carried along (as the axes of a factorised layer are), and grids too
+    # coarse for every mode drop them.
     torch.manual_seed(0)
     layer = SpectralConv(3, 4, n_dim=1, n_modes=4).double()
-    x = torch.randn((2, 3) + carried + (n_points,), dtype=torch.float64)
+    x = torch.randn((n_samples, 3) + carried + (n_points,), dtype=torch.float64)
     layer.train()
     expected = layer(x)  # the training path: truncated bases, complex weights
     layer.eval()
