@@ -2,6 +2,7 @@
 
 from itertools import product
 from math import sqrt
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -149,13 +150,13 @@ class SpectralConv(nn.Module):
         if self.n_dim == 1 and _few_queries_in_inference(self, x):
             # A few 1-D queries in inference (the axes of 3-D factorised
             # layers included): real products only, with weights laid out per mode.
-            return _apply_factors(x, *self._inference_factors(x))
+            return _apply_factors(x, self._inference_factors(x))
         if self.n_dim == 1 or x.shape[0] <= _SMALL_BATCH:
             return self._forward_bases(x)
         return self._forward_fft(x)
 
     def _inference_factors(self, x):
-        """The 1-D layer on the grid of ``x`` as real factors ``(F, W, G)``.
+        """The 1-D layer on the grid of ``x`` as real :class:`_Factors` ``(F, W, G)``.
 
         ``F`` (points, 2 modes) takes samples to the real and imaginary parts
         of the kept modes, ``W`` (groups, modes, 2 in, 2 out), with the
@@ -178,7 +179,7 @@ class SpectralConv(nn.Module):
             # The storage is held so that its address cannot be reused.
             weight = self.weight
             return (weight, weight.untyped_storage(), weight.data_ptr(), weight._version), (
-                forward, mix, inverse
+                _Factors.of(forward, mix, inverse)
             )
 
         def fresh(entry):
@@ -425,19 +426,25 @@ class FactorizedSpectralConv(nn.Module):
         """
         n, _, rows, cols = x.shape
         along_rows, along_cols = self.axes
-        f_rows, mix_rows, g_rows = along_rows._inference_factors(x.transpose(-1, -2))
-        f_cols, mix_cols, g_cols = along_cols._inference_factors(x)
+        along_rows = along_rows._inference_factors(x.transpose(-1, -2))
+        along_cols = along_cols._inference_factors(x)
+        f_rows, mix_rows, g_rows = along_rows[:3]
+        f_cols, mix_cols, g_cols = along_cols[:3]
         groups, n_modes = mix_cols.shape[:2]
         n_in, n_out = mix_cols.shape[2] // 2, mix_cols.shape[3] // 2  # per group
         if n == 1:
-            by_cols = _along_last_axis(x, f_cols, mix_cols, g_cols)
+            by_cols = _along_last_axis(x, along_cols)
             # Along the rows: (groups, in, modes * [re, im], cols), one copy
             # to (groups * modes, [re, im] * in, cols), mixed, and back to
             # samples as (groups, rows, out * cols).
-            by_rows = torch.matmul(f_rows.T, x).view(groups, n_in, n_modes, 2, cols)
+            by_rows = torch.matmul(along_rows.forward_t, x).view(groups, n_in, n_modes, 2, cols)
             by_rows = by_rows.permute(0, 2, 3, 1, 4).reshape(groups * n_modes, 2 * n_in, cols)
-            by_rows = torch.bmm(_mix_transposed(mix_rows), by_rows)
-            by_rows = _per_group(g_rows.T, by_rows.view(groups, 2 * n_modes, n_out * cols))
+            by_rows = torch.bmm(along_rows.mix_t, by_rows)
+            if groups == 1:
+                by_rows = torch.mm(along_rows.inverse_t, by_rows.view(2 * n_modes, n_out * cols))
+            else:
+                inverse = along_rows.inverse_t.expand(groups, -1, -1)
+                by_rows = torch.bmm(inverse, by_rows.view(groups, 2 * n_modes, n_out * cols))
             by_rows = by_rows.view(groups, rows, n_out, cols).transpose(1, 2)
             out = by_cols.view(groups, n_out, rows, cols) + by_rows
             return out.view(1, groups * n_out, rows, cols)
@@ -469,14 +476,33 @@ def _few_queries_in_inference(module, x):
     return x.shape[0] <= _SMALL_BATCH and not (module.training or torch.is_grad_enabled())
 
 
-def _apply_factors(x, forward, mix, inverse):
-    """A 1-D spectral convolution along the last axis of ``x`` from its real factors.
+class _Factors(NamedTuple):
+    """A 1-D layer's real inference factors (see ``SpectralConv._inference_factors``),
+    with the transposed views a single query's pass reads."""
+
+    forward: torch.Tensor  # (points, modes * [re, im])
+    mix: torch.Tensor  # (groups, modes, [re, im] * in, [re, im] * out)
+    inverse: torch.Tensor  # (modes * [re, im], points)
+    forward_t: torch.Tensor
+    mix_t: torch.Tensor  # (groups * modes, [re, im] * out, [re, im] * in)
+    inverse_t: torch.Tensor
+
+    @classmethod
+    def of(cls, forward, mix, inverse):
+        mix_t = mix.view((-1,) + mix.shape[2:]).transpose(1, 2)
+        return cls(forward, mix, inverse, forward.T, mix_t, inverse.T)
+
+
+def _apply_factors(x, factors):
+    """A 1-D spectral convolution along the last axis of ``x`` from its real
+    :class:`_Factors`.
 
     ``x`` is ``(n, in, *others, points)``; the axes between the channels and
     the last are carried along.
     """
     if x.shape[0] == 1:
-        return _along_last_axis(x, forward, mix, inverse)
+        return _along_last_axis(x, factors)
+    forward, mix, inverse = factors[:3]
     n, points = x.shape[0], x.shape[-1]
     others = x.shape[2:-1]
     groups, n_modes = mix.shape[:2]
@@ -493,7 +519,7 @@ def _apply_factors(x, forward, mix, inverse):
     return torch.matmul(coef, inverse).view((n, groups * n_out) + others + (points,))
 
 
-def _along_last_axis(x, forward, mix, inverse):
+def _along_last_axis(x, factors):
     """:func:`_apply_factors` for one sample, without copying it.
 
     Three products on views: the sample as (groups, in * others, points),
@@ -503,25 +529,17 @@ def _along_last_axis(x, forward, mix, inverse):
     to samples. The batched layout of :func:`_apply_factors` moves the
     coefficients twice instead.
     """
-    groups, n_modes = mix.shape[:2]
-    n_out = mix.shape[3] // 2  # per group
+    groups, n_modes = factors.mix.shape[:2]
+    n_in, n_out = factors.mix.shape[2] // 2, factors.mix.shape[3] // 2  # per group
     points = x.shape[-1]
-    coef = _per_group(forward.T, x.reshape(groups, -1, points).transpose(1, 2))
-    coef = torch.bmm(_mix_transposed(mix), coef.view(groups * n_modes, mix.shape[2], -1))
-    out = _per_group(coef.view(groups, 2 * n_modes, -1).transpose(1, 2), inverse)
+    if groups == 1:
+        coef = torch.mm(factors.forward_t, x.reshape(-1, points).T)
+        coef = torch.bmm(factors.mix_t, coef.view(n_modes, 2 * n_in, -1))
+        out = torch.mm(coef.view(2 * n_modes, -1).T, factors.inverse)
+    else:
+        rows = x.reshape(groups, -1, points).transpose(1, 2)
+        coef = torch.bmm(factors.forward_t.expand(groups, -1, -1), rows)
+        coef = torch.bmm(factors.mix_t, coef.view(groups * n_modes, 2 * n_in, -1))
+        coef = coef.view(groups, 2 * n_modes, -1).transpose(1, 2)
+        out = torch.bmm(coef, factors.inverse.expand(groups, -1, -1))
     return out.view((1, groups * n_out) + x.shape[2:-1] + (points,))
-
-
-def _per_group(a, b):
-    """``a @ b`` with one of them a matrix shared by every group, the other
-    a batch of ``groups`` (possibly transposed) matrices; one group is one
-    2-D product (``matmul`` made copies of the transposed operands)."""
-    if a.ndim == 2:
-        return torch.mm(a, b[0]).unsqueeze(0) if len(b) == 1 else torch.bmm(a.expand(len(b), -1, -1), b)
-    return torch.mm(a[0], b).unsqueeze(0) if len(a) == 1 else torch.bmm(a, b.expand(len(a), -1, -1))
-
-
-def _mix_transposed(mix):
-    """The channel mixing as ``(groups * modes, 2 out, 2 in)`` (a view), to
-    apply from the left."""
-    return mix.view((-1,) + mix.shape[2:]).transpose(1, 2)
