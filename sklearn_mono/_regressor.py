@@ -769,6 +769,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         for start in range(0, len(F), step):
             chunk = F[start : start + step]
             leaves = self.tree_.apply(self._encode(chunk))
+            if len(chunk) == 1:  # a single query: no grouping by leaf
+                P[start] = _evaluate(self.experts_[leaves[0]], chunk)[0]
+                continue
             for leaf in np.unique(leaves):
                 rows = np.flatnonzero(leaves == leaf)
                 P[start + rows] = _evaluate(self.experts_[leaf], chunk[rows])

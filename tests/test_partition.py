@@ -29,6 +29,11 @@ def test_balanced_leaves_and_routing(split, n_leaves, rng):
     # vectorised routing equals a walk down the tree, on unseen points too
     W = rng.normal(size=(50, 6)) * 4
     assert np.array_equal(tree.apply(W), [_walk(tree, w) for w in W])
+    # One row at a time (its own path) routes as in a batch, the training
+    # points on the median splits included.
+    for batch, routed in ((Z, leaves), (W, tree.apply(W))):
+        alone = np.concatenate([tree.apply(row[None]) for row in batch])
+        assert alone.dtype == routed.dtype and np.array_equal(alone, routed)
 
 
 def test_widest_splits_on_the_widest_coordinate(rng):

@@ -158,6 +158,20 @@ def test_leaves_keep_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
     assert [net.module_.operator.inner.dropout for net in model.experts_] == [0.3, 0.3]
 
 
+@pytest.mark.parametrize("members", [1, 2])
+def test_single_queries_predict_what_a_batch_predicts(members):
+    # One query at a time takes its own routing walk and the experts'
+    # single-sample passes; a batch of 40 takes the batched ones.
+    X, y = make_smoothing_2d(n_samples=40, resolution=12, random_state=0)
+    model = MoNORegressor(n_leaves=2, expert_kwargs={"n_members": members}, **SMALL).fit(X, y)
+    batch = model.predict(X)
+    one_by_one = np.concatenate([model.predict(x[None]) for x in X])
+    assert one_by_one.shape == batch.shape == y.shape
+    np.testing.assert_allclose(one_by_one, batch, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(np.concatenate([model.apply(x[None]) for x in X]), model.apply(X))
+    assert len(set(model.apply(X))) == 2
+
+
 def test_pipeline_after_tabular_step(rng):
     X, y = make_smoothing_2d(n_samples=60, resolution=12, random_state=0)
     flat = X.reshape(60, -1)
