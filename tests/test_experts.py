@@ -13,7 +13,7 @@ from sklearn_mono.experts import (
     StandardizedMSELoss,
     count_parameters,
 )
-from sklearn_mono.experts._fno import _shared_dropout
+from sklearn_mono.experts._fno import _apply_pointwise, _pointwise, _shared_dropout
 from sklearn_mono.experts._net import make_net
 
 from .conftest import WrapsFNO
@@ -813,3 +813,20 @@ def test_members_train_on_their_own_losses():
     torch.testing.assert_close(mse(per_member, y), expected)
     module.eval()
     torch.testing.assert_close(module(x), per_member.mean(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("grid", [(10,), (6, 5), (4, 3, 5)])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("n_samples", [1, 3])
+def test_pointwise_maps_as_products_are_the_convolutions(grid, groups, n_samples):
+    # A single query takes one 2-D product, batches a batched one, grouped
+    # maps one per group; all are torch's 1x1 convolution, also on a
+    # non-contiguous input.
+    torch.manual_seed(0)
+    conv = _pointwise(len(grid), 4, 6, groups)
+    h = torch.randn((n_samples, 4) + grid, dtype=torch.float64)
+    swapped = torch.randn((n_samples, 4) + grid[::-1], dtype=torch.float64)
+    conv = conv.double()
+    for x in (h, swapped.permute((0, 1) + tuple(range(len(grid) + 1, 1, -1)))):
+        with torch.no_grad():
+            torch.testing.assert_close(_apply_pointwise(conv, x), conv(x), atol=1e-12, rtol=1e-12)

@@ -44,6 +44,10 @@ def _apply_pointwise(conv, h):
     """
     n, grid = h.shape[0], h.shape[2:]
     g = conv.groups
+    if g == 1 and n == 1:  # a single query: one 2-D product
+        weight = conv.weight.view(conv.out_channels, conv.in_channels)
+        out = torch.addmm(conv.bias.view(-1, 1), weight, h.reshape(conv.in_channels, -1))
+        return out.view((1, conv.out_channels) + tuple(grid))
     if g == 1:
         weight = conv.weight.view(conv.out_channels, conv.in_channels).expand(n, -1, -1)
         out = torch.baddbmm(conv.bias.view(-1, 1), weight, h.reshape(n, conv.in_channels, -1))
