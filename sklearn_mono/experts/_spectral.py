@@ -171,6 +171,12 @@ class SpectralConv(nn.Module):
         which drops them, before the next evaluation.
         """
         n = x.shape[-1]
+        key = (n, x.dtype, str(x.device))
+        cache = self.__dict__.get("_inference_cache")
+        if cache is not None:  # the common case, without building closures
+            entry = cache.table.get(key)
+            if entry is not None and _built_from(entry[0], self.weight):
+                return entry[1]
 
         def build():
             with torch.autocast(x.device.type, enabled=False):
@@ -183,18 +189,8 @@ class SpectralConv(nn.Module):
             )
 
         def fresh(entry):
-            # Comparing the weights themselves (as before) read them and a
-            # copy on every query, as much memory as the factors: with three
-            # models queried in turn, as in the benchmark, it cost a Darcy
-            # query about 0.1 ms of its 0.8-1.0 ms.
-            weight, _, address, version = entry[0]
-            return (
-                weight is self.weight
-                and weight._version == version
-                and weight.data_ptr() == address
-            )
+            return _built_from(entry[0], self.weight)
 
-        key = (n, x.dtype, str(x.device))
         cache = _grid_cache(self, "_inference_cache")
         return cache.get(key, build, fresh, limit=_INFERENCE_GRIDS)[1]
 
@@ -474,6 +470,19 @@ def _few_queries_in_inference(module, x):
     """True for at most ``_SMALL_BATCH`` samples, without gradients or training:
     when the layers take their real-factor inference paths."""
     return x.shape[0] <= _SMALL_BATCH and not (module.training or torch.is_grad_enabled())
+
+
+def _built_from(state, weight):
+    """True when ``weight`` is the tensor, storage and version that
+    ``state`` recorded (see ``SpectralConv._inference_factors``).
+
+    Comparing the weights themselves (as before) read them and a copy on
+    every query, as much memory as the factors: with three models queried
+    in turn, as in the benchmark, it cost a Darcy query about 0.1 ms of its
+    0.8-1.0 ms.
+    """
+    built, _, address, version = state
+    return built is weight and built._version == version and built.data_ptr() == address
 
 
 class _Factors(NamedTuple):
