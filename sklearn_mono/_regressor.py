@@ -26,6 +26,7 @@ from .experts import (
     count_parameters,
 )
 from .experts._net import fno_of, make_net, train_expert
+from .experts._spectral import _versioned_weights
 
 _EXPERTS = {"fno": FNO, "mlp": MLP}
 
@@ -884,7 +885,9 @@ def _evaluate(net, A):
     if was_training:
         module.eval()
     try:
-        with torch.inference_mode():
+        # The experts' weights change only through fit, which trains them:
+        # their spectral layers may check their inference factors by version.
+        with torch.inference_mode(), _versioned_weights():
             out = module(torch.tensor(A, dtype=torch.float32, device=net.device))
     finally:
         if was_training:

@@ -219,12 +219,13 @@ def _fourier_basis(grid, modes, dtype):
     ``_BASIS_SIZE`` values."""
     if np.prod(grid) * (2 * len(modes) - 1) > _BASIS_SIZE:
         return None
+    modes = np.asarray(modes, dtype=np.int64)
     return _cached_basis(tuple(grid), modes.tobytes(), modes.shape, np.dtype(dtype).str)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)
 def _cached_basis(grid, modes, shape, dtype):
-    modes = np.frombuffer(modes, dtype=int).reshape(shape)
+    modes = np.frombuffer(modes, dtype=np.int64).reshape(shape)
     # Phases 2π k·j / n per grid point j, computed in integers modulo n on
     # each axis so that they stay exact on any grid.
     points = np.indices(grid).reshape(len(grid), -1)  # (axes, points)

@@ -61,8 +61,9 @@ def test_fourier_basis_and_fft_give_the_same_encoding(shape, grid_ndim, dtype, r
     enc = FourierEncoder(n_modes=4, grid_ndim=grid_ndim).fit(X)
     finer = np.repeat(X, 2, axis=-1)
     got = [enc.transform(X), enc.transform(finer)]
-    used = encoders._fourier_basis(enc.grid_, enc.modes_, dtype)
-    assert (used is None) == (shape[-1] == 64)
+    for grid in (enc.grid_, finer.shape[-len(enc.grid_):]):
+        used = encoders._fourier_basis(grid, enc.modes_, dtype)
+        assert (used is None) == (shape[-1] == 64)
     monkeypatch.setattr(encoders, "_BASIS_SIZE", 0)  # FFTs only
     expected = [enc.transform(X), enc.transform(finer)]
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)

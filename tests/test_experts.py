@@ -136,12 +136,19 @@ def test_factorized_spectral_conv_is_resolution_invariant(n_dim):
 
 
 @pytest.mark.parametrize("grid", [(16, 16), (9, 12), (5, 6), (5, 6, 7)])
-def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
+@pytest.mark.parametrize("versioned", [False, True])
+def test_factorized_inference_path_matches_the_training_path(grid, versioned, monkeypatch):
     # A few queries in inference apply each axis through its real factors;
-    # they must give the training path's numbers, follow weight changes, and
-    # give way to the training path for larger batches.
+    # they must give the training path's numbers, follow weight changes
+    # (checked by value, or within _versioned_weights by version, without
+    # comparing values), and give way to the training path for larger batches.
+    import contextlib
+
     from sklearn_mono.experts import _spectral
 
+    equal, compared = torch.equal, []
+    monkeypatch.setattr(torch, "equal", lambda a, b: compared.append(1) or equal(a, b))
+    context = _spectral._versioned_weights if versioned else contextlib.nullcontext
     torch.manual_seed(0)
     layer = FactorizedSpectralConv(3, 4, n_dim=len(grid), n_modes=4).double()
     x = torch.randn((2, 3) + grid, dtype=torch.float64)
@@ -154,19 +161,25 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
         lambda self, x: fused_calls.append(x.shape) or fused(self, x),
     )
 
-    def inference():
-        with torch.inference_mode():
-            return layer(x)
+    def inference(batch=x):
+        with torch.inference_mode(), context():
+            return layer(batch)
 
     def entries():
         # Each axis' cached factors for the one grid it has seen.
         return [next(iter(axis.__dict__["_inference_cache"].table.values())) for axis in layer.axes]
 
     def check():
+        seen = len(compared)
         torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
-        with torch.inference_mode():  # a single query takes its own, copy-free pass
-            one = layer(x[1:])
+        one = inference(x[1:])  # a single query takes its own, copy-free pass
         torch.testing.assert_close(one, _axis_multiplier_reference(layer, x[1:]), atol=1e-12, rtol=1e-10)
+        # By value, every axis compares its weights once it has factors (at
+        # least for the second query); by version, none does.
+        if versioned:
+            assert len(compared) == seen
+        else:
+            assert len(compared) >= seen + len(layer.axes)
 
     layer.eval()
     check()
@@ -180,9 +193,7 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     swapped = grid[:-2] + (grid[-1], grid[-2])
     wide = torch.randn((8, 3) + swapped, dtype=torch.float64).transpose(-1, -2)
     for batch in (wide, wide[3:4]):
-        with torch.inference_mode():
-            got = layer(batch)
-        torch.testing.assert_close(got, _axis_multiplier_reference(layer, batch), atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(inference(batch), _axis_multiplier_reference(layer, batch), atol=1e-12, rtol=1e-10)
     with torch.no_grad():  # edits in evaluation mode, without train()
         layer.axes[0].weight.mul_(-2.0)
     check()
@@ -195,12 +206,14 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     layer.axes[-1].weight.data = layer.axes[-1].weight.detach() * 3.0  # a new storage
     check()
     assert entries()[-1] is not before[-1] and entries()[0] is before[0]
-    # In-place edits through ``.data`` leave no version behind, as for
-    # autograd: the factors are then rebuilt after train().
+    # In-place edits through ``.data`` leave no version behind (autograd
+    # misses them too): the values show them; by version, train() drops the
+    # factors.
+    before = entries()
     layer.axes[-1].weight.data.mul_(0.5)
-    with torch.inference_mode():
-        stale = layer(x)
-    assert not torch.allclose(stale, _axis_multiplier_reference(layer, x))
+    if not versioned:
+        check()
+        assert entries()[-1] is not before[-1]
     layer.train()  # training drops them
     assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
     layer(x).square().sum().backward()
@@ -213,6 +226,27 @@ def test_factorized_inference_path_matches_the_training_path(grid, monkeypatch):
     layer.eval()
     torch.testing.assert_close(inference(), _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
     assert not any(axis.__dict__.get("_inference_cache") for axis in layer.axes)
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_inference_factors_of_weights_made_in_inference_mode(versioned):
+    # Inference tensors keep no version counter: their factors are checked
+    # by value in any context, and follow edits.
+    import contextlib
+
+    from sklearn_mono.experts import _spectral
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        layer = FactorizedSpectralConv(3, 4, n_dim=2, n_modes=4).double().eval()
+    assert layer.axes[0].weight.is_inference()
+    x = torch.randn(1, 3, 9, 12, dtype=torch.float64)
+    context = _spectral._versioned_weights if versioned else contextlib.nullcontext
+    for scale in (1.0, 1.0, -2.0):
+        with torch.inference_mode(), context():
+            layer.axes[0].weight.mul_(scale)
+            got = layer(x)
+        torch.testing.assert_close(got, _axis_multiplier_reference(layer, x), atol=1e-12, rtol=1e-10)
 
 
 @pytest.mark.parametrize("n_points, carried", [(16, ()), (9, ()), (5, ()), (12, (3,)), (7, (2, 3))])
@@ -823,10 +857,11 @@ def test_pointwise_maps_as_products_are_the_convolutions(grid, groups, n_samples
     # maps one per group; all are torch's 1x1 convolution, also on a
     # non-contiguous input.
     torch.manual_seed(0)
-    conv = _pointwise(len(grid), 4, 6, groups)
+    conv = _pointwise(len(grid), 4, 6, groups).double()
     h = torch.randn((n_samples, 4) + grid, dtype=torch.float64)
-    swapped = torch.randn((n_samples, 4) + grid[::-1], dtype=torch.float64)
-    conv = conv.double()
-    for x in (h, swapped.permute((0, 1) + tuple(range(len(grid) + 1, 1, -1)))):
+    every_other = torch.randn((n_samples, 4) + grid[:-1] + (2 * grid[-1],), dtype=torch.float64)
+    strided = every_other[..., ::2]
+    assert not strided.is_contiguous()
+    for x in (h, strided):
         with torch.no_grad():
             torch.testing.assert_close(_apply_pointwise(conv, x), conv(x), atol=1e-12, rtol=1e-12)

@@ -159,13 +159,22 @@ def test_leaves_keep_the_dropout_of_an_fno_inside_an_expert_of_ones_own():
 
 
 @pytest.mark.parametrize("members", [1, 2])
-def test_single_queries_predict_what_a_batch_predicts(members):
+def test_single_queries_predict_what_a_batch_predicts(members, monkeypatch):
     # One query at a time takes its own routing walk and the experts'
-    # single-sample passes; a batch of 40 takes the batched ones.
+    # single-sample passes, their factors checked by version, not by value;
+    # a batch of 40 takes the batched ones.
+    from sklearn_mono.experts import _spectral
+
     X, y = make_smoothing_2d(n_samples=40, resolution=12, random_state=0)
     model = MoNORegressor(n_leaves=2, expert_kwargs={"n_members": members}, **SMALL).fit(X, y)
     batch = model.predict(X)
+    single, compared = [], []
+    along, equal = _spectral._along_last_axis, torch.equal
+    monkeypatch.setattr(_spectral, "_along_last_axis", lambda x, f: single.append(1) or along(x, f))
+    monkeypatch.setattr(torch, "equal", lambda a, b: compared.append(1) or equal(a, b))
     one_by_one = np.concatenate([model.predict(x[None]) for x in X])
+    # Each query, through both layers of its expert, once per layer.
+    assert len(single) == 40 * SMALL["n_layers"] and not compared
     assert one_by_one.shape == batch.shape == y.shape
     np.testing.assert_allclose(one_by_one, batch, rtol=1e-5, atol=1e-6)
     assert np.array_equal(np.concatenate([model.apply(x[None]) for x in X]), model.apply(X))

@@ -1,5 +1,8 @@
 """Spectral convolution: a learned linear map on the lowest Fourier modes."""
 
+import contextlib
+import contextvars
+import weakref
 from itertools import product
 from math import sqrt
 from typing import NamedTuple
@@ -162,13 +165,10 @@ class SpectralConv(nn.Module):
         of the kept modes, ``W`` (groups, modes, 2 in, 2 out), with the
         channels of one group, mixes channels mode by mode, and ``G``
         (2 modes, points) goes back to samples. Built at full
-        precision and kept for the last few grids while the weights are
-        the ones they were built from: the same tensor, storage and version
-        counter. Every change torch records moves one of them (optimiser
-        steps, ``load_state_dict``, in-place edits under ``torch.no_grad()``,
-        assigning ``.data``); in-place edits through ``.data`` are not
-        recorded, for these factors as for autograd, and need ``train()``,
-        which drops them, before the next evaluation.
+        precision and kept for the last few grids while the weights equal
+        those they were built from, compared value by value; within
+        :func:`_versioned_weights`, while they are the same tensor at the
+        same storage and version (see there). Training drops them.
         """
         n = x.shape[-1]
         key = (n, x.dtype, str(x.device))
@@ -182,11 +182,7 @@ class SpectralConv(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 forward, inverse = self._bases((n,), x.dtype, x.device)[0]
                 mix = self._mix(x.dtype, x.device)
-            # The storage is held so that its address cannot be reused.
-            weight = self.weight
-            return (weight, weight.untyped_storage(), weight.data_ptr(), weight._version), (
-                _Factors.of(forward, mix, inverse)
-            )
+            return _WeightState.of(self.weight), _Factors.of(forward, mix, inverse)
 
         def fresh(entry):
             return _built_from(entry[0], self.weight)
@@ -443,7 +439,7 @@ class FactorizedSpectralConv(nn.Module):
                 by_rows = torch.bmm(inverse, by_rows.view(groups, 2 * n_modes, n_out * cols))
             by_rows = by_rows.view(groups, rows, n_out, cols).transpose(1, 2)
             out = by_cols.view(groups, n_out, rows, cols) + by_rows
-            return out.view(1, groups * n_out, rows, cols)
+            return out.reshape(1, groups * n_out, rows, cols)
         batches = (groups * n_modes, -1, 2 * n_in)
         # To the kept modes, per axis: (n, in, rows, modes * [re, im]) and
         # (n, in, modes * [re, im], cols), then laid out per group and mode as
@@ -472,17 +468,57 @@ def _few_queries_in_inference(module, x):
     return x.shape[0] <= _SMALL_BATCH and not (module.training or torch.is_grad_enabled())
 
 
-def _built_from(state, weight):
-    """True when ``weight`` is the tensor, storage and version that
-    ``state`` recorded (see ``SpectralConv._inference_factors``).
+_VERSIONED = contextvars.ContextVar("sklearn_mono_versioned_weights", default=False)
 
-    Comparing the weights themselves (as before) read them and a copy on
-    every query, as much memory as the factors: with three models queried
-    in turn, as in the benchmark, it cost a Darcy query about 0.1 ms of its
-    0.8-1.0 ms.
+
+@contextlib.contextmanager
+def _versioned_weights():
+    """Check the inference factors of spectral layers by version, not by value.
+
+    Outside this context, a layer that answers a few queries from its cached
+    real factors first compares its weights with a copy of those the
+    factors were built from, value by value: exact whatever edited them,
+    but it reads the weights and the copy on every query, as much memory
+    as the factors. With three models queried in turn, as in the
+    benchmark, that cost a Darcy query about 0.1 ms of its 0.8-1.0 ms.
+    Inside it, the factors stand while each weight is the same tensor, at
+    the same storage address and version counter. Every change torch
+    records moves one of them: optimiser steps, ``load_state_dict``,
+    in-place edits under ``torch.no_grad()``, assigning ``.data``. In-place
+    edits through ``.data`` are not recorded (autograd misses them too);
+    after one, ``train()`` drops the factors. ``MoNORegressor`` evaluates
+    its experts within it.
     """
-    built, _, address, version = state
-    return built is weight and built._version == version and built.data_ptr() == address
+    token = _VERSIONED.set(True)
+    try:
+        yield
+    finally:
+        _VERSIONED.reset(token)
+
+
+class _WeightState(NamedTuple):
+    """What inference factors record of the weight they were built from."""
+
+    tensor: weakref.ref
+    storage: object  # held so that its address cannot be reused
+    address: int
+    version: object  # None for inference tensors, which keep no version
+    values: torch.Tensor
+
+    @classmethod
+    def of(cls, weight):
+        version = None if weight.is_inference() else weight._version
+        return cls(
+            weakref.ref(weight), weight.untyped_storage(), weight.data_ptr(), version,
+            weight.detach().clone(),
+        )
+
+
+def _built_from(state, weight):
+    """True when the factors recorded with ``state`` hold for ``weight``."""
+    if state.version is not None and _VERSIONED.get() and state.tensor() is weight:
+        return weight._version == state.version and weight.data_ptr() == state.address
+    return torch.equal(state.values, weight)
 
 
 class _Factors(NamedTuple):
