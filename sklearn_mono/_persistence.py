@@ -29,6 +29,7 @@ from .encoders import FourierEncoder, PCAEncoder
 from ._regressor import (
     _EXPERTS,
     MoNORegressor,
+    _ExpertStack,
     _leaf_lr,
     _resolve_device,
     _warm_started,
@@ -390,6 +391,7 @@ def _rebuild(path, meta, arrays, device, custom_objects):
         net.module_.eval()
         experts.append(net)
     model.experts_ = experts
+    model._expert_stack = _ExpertStack()
     model.expert_kwargs_ = dict(spec["kwargs"])
     model._expert_spec = (expert_cls, spec["kwargs"])  # what it was built with, for save()
     model._y_layout = TargetLayout(**state["y_layout"])

@@ -26,7 +26,8 @@ from .experts import (
     count_parameters,
 )
 from .experts._net import fno_of, make_net, train_expert
-from .experts._spectral import _versioned_weights
+from .experts._spectral import _SMALL_BATCH, _versioned_weights
+from .experts._stack import StackedExperts, padded_size, stack_signature
 
 _EXPERTS = {"fno": FNO, "mlp": MLP}
 
@@ -494,8 +495,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         resolved = self._resolve_auto(len(layout.grid), expert_cls, kwargs)
         if expert_cls in (FNO, MLP):
             kwargs = {"width": resolved["width"], **kwargs}  # a width in expert_kwargs wins
-        Xt = torch.tensor(F, dtype=torch.float32)
-        Yt = torch.tensor(Y, dtype=torch.float32)
+        Xt, Yt = _as_tensor(F, "cpu"), _as_tensor(Y, "cpu")
         root_seed, *seeds = rng.randint(np.iinfo(np.int32).max, size=tree.n_leaves_fitted + 1)
 
         def new_operator(seed):
@@ -549,6 +549,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         self.encoder_ = encoder
         self.tree_ = tree
         self.experts_ = experts
+        self._expert_stack = _ExpertStack()
         self.n_leaves_ = tree.n_leaves_fitted
         self.depth_ = tree.depth
         self.leaf_sizes_ = np.array([len(idx) for idx in tree.leaf_samples])
@@ -773,10 +774,41 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             if len(chunk) == 1:  # a single query: no grouping by leaf
                 P[start] = _evaluate(self.experts_[leaves[0]], chunk)[0]
                 continue
-            for leaf in np.unique(leaves):
-                rows = np.flatnonzero(leaves == leaf)
-                P[start + rows] = _evaluate(self.experts_[leaf], chunk[rows])
+            rows = [np.flatnonzero(leaves == leaf) for leaf in range(len(self.experts_))]
+            stack = self._stack_for([len(r) for r in rows], len(chunk), len(layout.grid))
+            if stack is not None:
+                for leaf_rows, out in zip(rows, _evaluate_stacked(stack, self.experts_, chunk, rows)):
+                    P[start + leaf_rows] = out
+                continue
+            for leaf, leaf_rows in enumerate(rows):
+                if len(leaf_rows):
+                    P[start + leaf_rows] = _evaluate(self.experts_[leaf], chunk[leaf_rows])
         return restore_targets(P, y_layout)
+
+    def _stack_for(self, sizes, n_queries, grid_ndim):
+        """The leaves' experts as one grouped FNO (see ``experts._stack``),
+        when a chunk of queries is evaluated faster that way, else None.
+
+        Leaf by leaf, each forward pass costs mostly the fixed price of its
+        operations on small experts, so a batch's cost per query grows with
+        the number of leaves it reaches. A stacked pass evaluates every leaf
+        at once, each on as many queries as the largest group (the others
+        padded). It is taken when at least two leaves have queries, padding
+        at most doubles the work, and the grid is 1-D or no leaf has more
+        than a few queries: on larger groups of 2-D and 3-D queries the
+        grouped layers are slower than one pass per leaf (measured on Darcy
+        flow, 16x16, 4 leaves of 250 queries: 1.3 times the time). Experts
+        that are not all plain FNOs of one architecture on one device are
+        evaluated leaf by leaf.
+        """
+        cache = self.__dict__.get("_expert_stack")
+        if cache is None or sum(1 for s in sizes if s) < 2:
+            return None
+        if padded_size(sizes) > 2 * n_queries:
+            return None
+        if grid_ndim != 1 and max(sizes) > _SMALL_BATCH:
+            return None
+        return cache.get([net.module_ for net in self.experts_])
 
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R² of the predictions.
@@ -878,6 +910,15 @@ def _without_dropout(module):
     return module
 
 
+def _as_tensor(A, device):
+    """A float32 tensor copy of the numpy array ``A``. torch refuses negative
+    strides (reversed views such as ``X[::-1]``), which numpy keeps even on
+    arrays it calls contiguous (on axes of length 1)."""
+    if any(stride < 0 for stride in A.strides):
+        A = A.copy()
+    return torch.tensor(A, dtype=torch.float32, device=device)
+
+
 def _evaluate(net, A):
     """Forward pass of a trained expert's module on a numpy batch, back to numpy."""
     module = net.module_
@@ -888,11 +929,49 @@ def _evaluate(net, A):
         # The experts' weights change only through fit, which trains them:
         # their spectral layers may check their inference factors by version.
         with torch.inference_mode(), _versioned_weights():
-            out = module(torch.tensor(A, dtype=torch.float32, device=net.device))
+            out = module(_as_tensor(A, net.device))
     finally:
         if was_training:
             module.train()
     return out.cpu().numpy()
+
+
+def _evaluate_stacked(stack, nets, A, rows):
+    """Outputs of ``nets[e]`` on ``A[rows[e]]`` for every expert ``e``, from
+    their stacked grouped FNO, as numpy arrays."""
+    with torch.inference_mode(), _versioned_weights():
+        x = _as_tensor(A, nets[0].device)
+        outs = stack.evaluate([x[torch.as_tensor(r, device=x.device)] for r in rows])
+    return [out.cpu().numpy() for out in outs]
+
+
+class _ExpertStack:
+    """Holds the fitted experts stacked into one grouped FNO, built on the
+    first batch that takes it and rebuilt when the experts' weights change.
+    It pickles and copies as empty: the stack is derived from the experts."""
+
+    def __init__(self):
+        self.stack = None
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+    def __deepcopy__(self, memo):
+        return _ExpertStack()
+
+    def get(self, modules):
+        """The stack of ``modules``, or None when they do not stack."""
+        if self.stack is not None and self.stack.holds_for(modules):
+            return self.stack
+        self.stack = None
+        if any(m.training for m in modules) or stack_signature(modules) is None:
+            return None
+        with torch.inference_mode(False):
+            self.stack = StackedExperts(modules)
+        return self.stack
 
 
 def _count_encoder_params(encoder):

@@ -31,6 +31,20 @@ def test_auto_device_trains_on_cuda_and_returns_numpy(antiderivative_small):
 
 
 @cuda
+def test_stacked_experts_on_cuda(antiderivative_small):
+    # A batch reaching several leaves is evaluated by the leaves' experts
+    # stacked into one grouped FNO, on the experts' device.
+    from .test_stack import assert_same, leaf_by_leaf
+
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=4, **GPU).fit(X, y)
+    pred = model.predict(X)
+    stack = model._expert_stack.stack
+    assert stack is not None and stack.module.lift.weight.is_cuda
+    assert_same(pred, leaf_by_leaf(model, X))
+
+
+@cuda
 def test_cuda_model_unpickles_on_a_cpu_only_process(antiderivative_small, tmp_path):
     X, y = antiderivative_small
     model = MoNORegressor(n_leaves=2, **GPU).fit(X, y)
@@ -56,6 +70,7 @@ def test_leaves_spread_over_gpus(antiderivative_small):
     model = MoNORegressor(n_leaves=4, **{**SMALL, "device": "cuda"}).fit(X, y)
     assert {str(net.device) for net in model.experts_} == {"cuda:0", "cuda:1"}
     assert model.predict(X).shape == y.shape
+    assert model._expert_stack.stack is None  # experts on two devices do not stack
 
 
 def test_cpu_fallback_on_auto(antiderivative_small, monkeypatch):

@@ -352,6 +352,15 @@ class FNO(nn.Module):
             out = out.mean(dim=1)
         return out
 
+    def train(self, mode=True):
+        # Every switch to training mode counts: copies of the weights made
+        # for inference (see experts._stack) stand only within one generation,
+        # so that edits the version counters miss (through ``.data``) are
+        # caught once the module has been put back in training mode.
+        if mode:
+            self._generation = getattr(self, "_generation", 0) + 1
+        return super().train(mode)
+
     def members(self, x):
         """Every member's prediction, shape ``(n, n_members, out_channels, *grid)``
         (``(n, n_members, out_channels)`` when pooled); ``forward`` returns

@@ -1,0 +1,168 @@
+"""Several trained FNO experts evaluated as one grouped FNO.
+
+A batch of queries routed to several leaves is otherwise evaluated leaf by
+leaf, one forward pass per leaf. On small experts (1-D grids, a few dozen
+queries per leaf) each pass costs mostly the fixed price of its operations,
+so the cost per query grows with the number of leaves. Stacked, the leaves'
+experts become the members of one FNO (``n_members`` = number of leaves),
+whose layers mix channels within a member only; each leaf's queries are fed
+to its own member through a lifting that is block-diagonal in the inputs,
+and every pass evaluates all leaves at once.
+"""
+
+import weakref
+
+import numpy as np
+import torch
+
+from ._fno import _POSITIONAL, FNO
+from ._net import Standardized
+
+# Attributes an FNO reads in its forward pass; two experts stack when they
+# agree on all of them (and on every weight's shape).
+_CONFIG = ("n_dim", "factorized", "positional", "symmetric", "residual", "padding", "pooled",
+           "n_modes", "n_members")
+
+
+def _signature(module):
+    """What two experts must share to be evaluated as one grouped FNO, or None
+    when ``module`` cannot be stacked: a :class:`Standardized` plain
+    :class:`FNO` (not a subclass, whose forward pass may differ) with every
+    attribute of its forward pass, no hooks, and no inference-mode weights
+    (which keep no version counter to check them by)."""
+    if type(module) is not Standardized or type(module.operator) is not FNO:
+        return None
+    op = module.operator
+    if any(not hasattr(op, name) for name in _CONFIG):
+        return None
+    tensors = list(module.parameters()) + list(module.buffers())
+    if any(t.is_inference() for t in tensors):
+        return None
+    if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
+        return None
+    return (
+        tuple(getattr(op, name) for name in _CONFIG),
+        op.act.approximate, op.project[1].approximate,
+        tuple((name, tuple(t.shape), t.dtype, t.device) for name, t in module.state_dict().items()),
+    )
+
+
+def _convs(op):
+    """The FNO's pointwise maps other than the lifting, in a fixed order."""
+    inner = list(op.expand) + list(op.contract) if op.residual else list(op.mix)
+    return inner + [op.project[0], op.project[2]]
+
+
+def _spectral_axes(op):
+    """The 1-D or full spectral convolutions holding the FNO's Fourier weights."""
+    return [axis for layer in op.spectral for axis in getattr(layer, "axes", [layer])]
+
+
+class StackedExperts:
+    """Trained FNO experts (``Standardized`` modules) as one grouped FNO.
+
+    Built from copies of the experts' weights; :meth:`holds_for` tells
+    whether the experts still have the weights the copies were made from.
+
+    Parameters
+    ----------
+    modules : list of Standardized
+        The experts' modules, all with the same :func:`_signature`.
+    """
+
+    def __init__(self, modules):
+        ops = [m.operator for m in modules]
+        first = ops[0]
+        n_experts, g = len(ops), first.n_members
+        width = first.lift.out_channels // g
+        n_in = first.lift.in_channels - _POSITIONAL[first.positional] * first.n_dim
+        n_out = first.project[2].out_channels // g
+        stacked = FNO(
+            n_experts * n_in, n_out, (2 * first.n_modes + 1,) * first.n_dim,
+            width=width, n_modes=first.n_modes, n_layers=len(first.spectral),
+            factorized=first.factorized, positional=first.positional,
+            symmetric=first.symmetric, residual=first.residual, padding=first.padding,
+            n_members=n_experts * g, pooled=first.pooled,
+        )
+        stacked.act = type(first.act)(approximate=first.act.approximate)
+        stacked.project[1] = type(first.project[1])(approximate=first.project[1].approximate)
+        with torch.no_grad():
+            stacked = stacked.to(device=first.lift.weight.device, dtype=first.lift.weight.dtype)
+            # Expert e's hidden channels read its own inputs and the coordinates.
+            lift = torch.zeros_like(stacked.lift.weight)
+            rows = g * width
+            for e, op in enumerate(ops):
+                block = lift[e * rows : (e + 1) * rows]
+                block[:, e * n_in : (e + 1) * n_in] = op.lift.weight[:, :n_in]
+                block[:, n_experts * n_in :] = op.lift.weight[:, n_in:]
+            stacked.lift.weight.copy_(lift)
+            stacked.lift.bias.copy_(torch.cat([op.lift.bias for op in ops]))
+            for target, *sources in zip(_convs(stacked), *map(_convs, ops)):
+                target.weight.copy_(torch.cat([s.weight for s in sources]))
+                target.bias.copy_(torch.cat([s.bias for s in sources]))
+            for target, *sources in zip(_spectral_axes(stacked), *map(_spectral_axes, ops)):
+                target.weight.copy_(torch.cat([s.weight for s in sources], dim=1))
+        self.module = stacked.eval()
+        self.n_members = g
+        self.stats = [
+            torch.cat([getattr(m, name) for m in modules]).unsqueeze(1)
+            for name in ("x_shift", "x_scale", "y_shift", "y_scale")
+        ]
+        self.signature = _signature(modules[0])
+        # What the copies were made from: each tensor, its storage address
+        # and version, and each FNO's training generation (see FNO.train).
+        self._sources = [
+            (weakref.ref(t), t.data_ptr(), t._version)
+            for m in modules for t in list(m.parameters()) + list(m.buffers())
+        ]
+        self._generations = [getattr(op, "_generation", 0) for op in ops]
+        self._modules = [weakref.ref(m) for m in modules]
+
+    def holds_for(self, modules):
+        """True when ``modules`` are the experts this stack was built from,
+        with the same weights: the same tensors at the same storage and
+        version, and no switch to training mode since."""
+        if len(modules) != len(self._modules):
+            return False
+        if any(ref() is not m for ref, m in zip(self._modules, modules)):
+            return False
+        if any(getattr(m.operator, "_generation", 0) != gen
+               for m, gen in zip(modules, self._generations)):
+            return False
+        tensors = [t for m in modules for t in list(m.parameters()) + list(m.buffers())]
+        if len(tensors) != len(self._sources):
+            return False
+        for (ref, address, version), t in zip(self._sources, tensors):
+            if ref() is not t or t.data_ptr() != address or t._version != version:
+                return False
+        return True
+
+    def evaluate(self, groups):
+        """Each expert on its own queries: ``groups[e]`` is a tensor
+        ``(n_e, channels, *grid)`` for expert ``e``; returns their outputs,
+        in the same order. Groups are padded with zeros to the largest."""
+        n_experts = len(groups)
+        largest = max(len(x) for x in groups)
+        x = groups[0].new_zeros((n_experts, largest) + tuple(groups[0].shape[1:]))
+        for e, queries in enumerate(groups):
+            x[e, : len(queries)] = queries
+        x_shift, x_scale, y_shift, y_scale = self.stats
+        x = (x - x_shift) / x_scale
+        x = x.transpose(0, 1).reshape((largest, -1) + tuple(x.shape[3:]))
+        out = self.module.members(x)  # (largest, experts * members, out, *grid)
+        out = out.unflatten(1, (n_experts, self.n_members)).mean(dim=2).transpose(0, 1)
+        out = out * y_scale + y_shift
+        return [out[e, : len(queries)] for e, queries in enumerate(groups)]
+
+
+def stack_signature(modules):
+    """The common signature of ``modules``, or None when they do not stack."""
+    signatures = {_signature(m) for m in modules}
+    if len(signatures) != 1 or None in signatures:
+        return None
+    return signatures.pop()
+
+
+def padded_size(sizes):
+    """Queries a stacked pass evaluates for groups of these sizes."""
+    return len(sizes) * int(np.max(sizes))
