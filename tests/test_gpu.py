@@ -37,7 +37,8 @@ def test_stacked_experts_on_cuda(antiderivative_small):
     from .test_stack import assert_same, leaf_by_leaf
 
     X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=4, **GPU).fit(X, y)
+    # One device: plain "cuda" would spread the leaves over several GPUs.
+    model = MoNORegressor(n_leaves=4, **{**SMALL, "device": "cuda:0"}).fit(X, y)
     pred = model.predict(X)
     stack = model._expert_stack.stack
     assert stack is not None and stack.module.lift.weight.is_cuda

@@ -45,6 +45,7 @@ def two_channels(antiderivative_small):
         None,
         {"residual": True},
         {"n_members": 2},
+        {"n_members": 2, "residual": True},
         {"positional": "periodic", "padding": 0.25},
         {"symmetric": True},
     ],
@@ -62,28 +63,48 @@ def test_stacked_batch_predicts_what_each_leaf_predicts(two_channels, expert_kwa
     assert model._expert_stack.stack is stack
 
 
-def test_stacked_pooled_outputs(antiderivative_small):
+@pytest.mark.parametrize("members", [1, 2])
+def test_stacked_pooled_outputs(antiderivative_small, members):
     X, y = antiderivative_small
     targets = np.stack([y.mean(axis=1), y[:, -1]], axis=1)  # two numbers per sample
-    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, targets)
+    model = MoNORegressor(n_leaves=4, expert_kwargs={"n_members": members}, **SMALL).fit(X, targets)
     pred = model.predict(X)
     assert model._expert_stack.stack is not None and pred.shape == (len(X), 2)
     assert_same(pred, leaf_by_leaf(model, X))
 
 
-def test_2d_grids_stack_only_a_few_queries_per_leaf():
+def test_large_groups_are_evaluated_leaf_by_leaf():
     X, y = make_smoothing_2d(n_samples=60, resolution=12, random_state=0)
     model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
     leaves = model.apply(X)
-    assert len(set(leaves)) == 4
-    # Two queries per leaf: stacked.
-    few = np.concatenate([np.flatnonzero(leaves == leaf)[:2] for leaf in range(4)])
-    assert_same(model.predict(X[few]), leaf_by_leaf(model, X[few]))
-    assert model._expert_stack.stack is not None
-    # Every sample (15 per leaf, more than 8): one pass per leaf.
-    model._expert_stack.stack = None
+    assert len(set(leaves)) == 4 and np.bincount(leaves).max() == 15
+    # 15 queries per leaf, 8 hidden channels, 144 points: 17,280 values, stacked.
     assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert model._expert_stack.stack is not None
+    # Four times as many: 69,120 values in a leaf's group, one pass per leaf.
+    model._expert_stack.stack = None
+    many = np.concatenate([X] * 4)
+    assert_same(model.predict(many), leaf_by_leaf(model, many))
     assert model._expert_stack.stack is None
+
+
+@pytest.mark.parametrize("factorized", [True, False])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_2d_and_3d_queries_one_or_two_per_leaf(factorized, ndim):
+    # Full layers hold one weight block per sign pattern of the axes before
+    # the last (two on 2-D grids, four on 3-D ones); one query per leaf takes
+    # the grouped layers' single-sample passes.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(48,) + (6,) * ndim)
+    y = X**2 + np.roll(X, 1, axis=1)
+    model = MoNORegressor(n_leaves=4, expert_kwargs={"factorized": factorized}, **SMALL).fit(X, y)
+    leaves = model.apply(X)
+    assert len(set(leaves)) == 4
+    for per_leaf in (1, 2):
+        model._expert_stack.stack = None
+        few = np.concatenate([np.flatnonzero(leaves == leaf)[:per_leaf] for leaf in range(4)])
+        assert_same(model.predict(X[few]), leaf_by_leaf(model, X[few]))
+        assert model._expert_stack.stack is not None
 
 
 def test_no_stack_for_one_leaf_or_lopsided_batches(antiderivative_small):
@@ -93,11 +114,10 @@ def test_no_stack_for_one_leaf_or_lopsided_batches(antiderivative_small):
     one_leaf = np.flatnonzero(leaves == leaves[0])
     model.predict(X[one_leaf])
     assert model._expert_stack.stack is None
-    # Eight queries of one leaf and one of another: padding all four leaves
-    # to eight would evaluate 32 queries for 9.
+    # 200 queries of one leaf and one of another: padding all four leaves to
+    # 200 would add 599 queries, more than 64 for each of the two leaves.
     other = np.flatnonzero(leaves != leaves[0])[:1]
-    lopsided = np.concatenate([one_leaf[:8], other])
-    assert len(one_leaf) >= 8
+    lopsided = np.concatenate([np.resize(one_leaf, 200), other])
     assert_same(model.predict(X[lopsided]), leaf_by_leaf(model, X[lopsided]))
     assert model._expert_stack.stack is None
     model.predict(X)
@@ -133,6 +153,14 @@ def test_weight_edits_rebuild_the_stack(antiderivative_small):
     model.experts_[0].module_.train()
     model.experts_[0].module_.eval()
     assert_same(model.predict(X), before)
+    # Weights replaced by assigning .data, twice: the version counter stays,
+    # and the second tensor may be allocated where the first one was.
+    bias = operator.project[2].bias
+    original = bias.detach().clone()
+    bias.data = bias.data * 2
+    model.predict(X)
+    bias.data = original.clone()
+    assert_same(model.predict(X), before)
     # A state dict loaded into an expert.
     state = copy.deepcopy(model.experts_[1].module_.state_dict())
     state["operator.lift.bias"] += 0.5
@@ -150,3 +178,66 @@ def test_copies_and_pickles_start_without_a_stack(antiderivative_small):
         assert other._expert_stack.stack is None
         np.testing.assert_array_equal(other.predict(X), pred)
         assert other._expert_stack.stack is not None
+
+
+def test_changes_besides_weights_rebuild_or_refuse_the_stack(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    model.predict(X)
+    operator = model.experts_[2].module_.operator
+    # A forward-pass attribute changed on one expert: the experts no longer
+    # share an architecture and are evaluated leaf by leaf.
+    form = "none" if operator.act.approximate == "tanh" else "tanh"
+    operator.act.approximate = form
+    assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert model._expert_stack.stack is None
+    # ... and on all of them: stacked again, with it.
+    for net in model.experts_:
+        net.module_.operator.act.approximate = form
+    assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert model._expert_stack.stack.module.act.approximate == form
+    # A hook: a stacked pass would skip it, so the leaves are evaluated one by one.
+    seen = []
+    handle = operator.register_forward_hook(lambda *args: seen.append(1))
+    assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert model._expert_stack.stack is None and seen
+    handle.remove()
+    model.predict(X)
+    assert model._expert_stack.stack is not None
+
+
+def test_a_query_out_of_float32_range_spoils_no_other(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    clean = model.predict(X)
+    bad = X.copy()
+    bad[0, 3] = 1e300  # finite in float64, infinite in float32
+    pred = model.predict(bad)
+    assert np.isfinite(pred[1:]).all()
+    assert_same(pred[1:], clean[1:])
+
+
+def test_predict_leaves_the_random_state_alone(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    model.predict(X)  # builds the stack
+    assert model._expert_stack.stack is not None
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_saved_models_and_old_pickle_protocols_stack(antiderivative_small, tmp_path):
+    from sklearn_mono import load
+    from sklearn_mono._regressor import _ExpertStack
+
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = load(path, device="cpu")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded._expert_stack.stack is not None
+    holder = pickle.loads(pickle.dumps(model._expert_stack, protocol=0))
+    assert isinstance(holder, _ExpertStack) and holder.stack is None

@@ -12,7 +12,6 @@ and every pass evaluates all leaves at once.
 
 import weakref
 
-import numpy as np
 import torch
 
 from ._fno import _POSITIONAL, FNO
@@ -28,22 +27,25 @@ def _signature(module):
     """What two experts must share to be evaluated as one grouped FNO, or None
     when ``module`` cannot be stacked: a :class:`Standardized` plain
     :class:`FNO` (not a subclass, whose forward pass may differ) with every
-    attribute of its forward pass, no hooks, and no inference-mode weights
-    (which keep no version counter to check them by)."""
+    attribute of its forward pass, no hooks (a stacked pass would skip them),
+    no inference-mode weights (which keep no version counter to check them
+    by); the device and dtype of its weights are read off the lifting. Cheap
+    enough to check on every batch; the weights' shapes are compared once,
+    by :func:`stack_signature`.
+    """
     if type(module) is not Standardized or type(module.operator) is not FNO:
         return None
     op = module.operator
     if any(not hasattr(op, name) for name in _CONFIG):
         return None
-    tensors = list(module.parameters()) + list(module.buffers())
-    if any(t.is_inference() for t in tensors):
-        return None
     if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
+        return None
+    weight = op.lift.weight
+    if weight.is_inference():
         return None
     return (
         tuple(getattr(op, name) for name in _CONFIG),
-        op.act.approximate, op.project[1].approximate,
-        tuple((name, tuple(t.shape), t.dtype, t.device) for name, t in module.state_dict().items()),
+        op.act.approximate, op.project[1].approximate, weight.device, weight.dtype,
     )
 
 
@@ -77,13 +79,16 @@ class StackedExperts:
         width = first.lift.out_channels // g
         n_in = first.lift.in_channels - _POSITIONAL[first.positional] * first.n_dim
         n_out = first.project[2].out_channels // g
-        stacked = FNO(
-            n_experts * n_in, n_out, (2 * first.n_modes + 1,) * first.n_dim,
-            width=width, n_modes=first.n_modes, n_layers=len(first.spectral),
-            factorized=first.factorized, positional=first.positional,
-            symmetric=first.symmetric, residual=first.residual, padding=first.padding,
-            n_members=n_experts * g, pooled=first.pooled,
-        )
+        # The initial weights are all overwritten: drawing them must not move
+        # the caller's random numbers.
+        with torch.random.fork_rng(devices=[]):
+            stacked = FNO(
+                n_experts * n_in, n_out, (2 * first.n_modes + 1,) * first.n_dim,
+                width=width, n_modes=first.n_modes, n_layers=len(first.spectral),
+                factorized=first.factorized, positional=first.positional,
+                symmetric=first.symmetric, residual=first.residual, padding=first.padding,
+                n_members=n_experts * g, pooled=first.pooled,
+            )
         stacked.act = type(first.act)(approximate=first.act.approximate)
         stacked.project[1] = type(first.project[1])(approximate=first.project[1].approximate)
         with torch.no_grad():
@@ -109,10 +114,11 @@ class StackedExperts:
             for name in ("x_shift", "x_scale", "y_shift", "y_scale")
         ]
         self.signature = _signature(modules[0])
-        # What the copies were made from: each tensor, its storage address
+        # What the copies were made from: each tensor, its storage (held, so
+        # that a storage allocated later cannot take its address), address
         # and version, and each FNO's training generation (see FNO.train).
         self._sources = [
-            (weakref.ref(t), t.data_ptr(), t._version)
+            (weakref.ref(t), t.untyped_storage(), t.data_ptr(), t._version)
             for m in modules for t in list(m.parameters()) + list(m.buffers())
         ]
         self._generations = [getattr(op, "_generation", 0) for op in ops]
@@ -120,11 +126,14 @@ class StackedExperts:
 
     def holds_for(self, modules):
         """True when ``modules`` are the experts this stack was built from,
-        with the same weights: the same tensors at the same storage and
-        version, and no switch to training mode since."""
+        unchanged: the same forward-pass attributes and no hooks, the same
+        weight tensors at the same storage address and version, and no
+        switch to training mode since."""
         if len(modules) != len(self._modules):
             return False
         if any(ref() is not m for ref, m in zip(self._modules, modules)):
+            return False
+        if any(_signature(m) != self.signature for m in modules):
             return False
         if any(getattr(m.operator, "_generation", 0) != gen
                for m, gen in zip(modules, self._generations)):
@@ -132,7 +141,7 @@ class StackedExperts:
         tensors = [t for m in modules for t in list(m.parameters()) + list(m.buffers())]
         if len(tensors) != len(self._sources):
             return False
-        for (ref, address, version), t in zip(self._sources, tensors):
+        for (ref, _, address, version), t in zip(self._sources, tensors):
             if ref() is not t or t.data_ptr() != address or t._version != version:
                 return False
         return True
@@ -140,7 +149,12 @@ class StackedExperts:
     def evaluate(self, groups):
         """Each expert on its own queries: ``groups[e]`` is a tensor
         ``(n_e, channels, *grid)`` for expert ``e``; returns their outputs,
-        in the same order. Groups are padded with zeros to the largest."""
+        in the same order. Groups are padded with zeros to the largest.
+
+        Returns None when a standardised query is not finite (a float64
+        value beyond float32's range): the lifting's zero blocks would turn
+        it into NaN for the queries of every other expert padded alongside.
+        """
         n_experts = len(groups)
         largest = max(len(x) for x in groups)
         x = groups[0].new_zeros((n_experts, largest) + tuple(groups[0].shape[1:]))
@@ -148,6 +162,8 @@ class StackedExperts:
             x[e, : len(queries)] = queries
         x_shift, x_scale, y_shift, y_scale = self.stats
         x = (x - x_shift) / x_scale
+        if not bool(torch.isfinite(x).all()):
+            return None
         x = x.transpose(0, 1).reshape((largest, -1) + tuple(x.shape[3:]))
         out = self.module.members(x)  # (largest, experts * members, out, *grid)
         out = out.unflatten(1, (n_experts, self.n_members)).mean(dim=2).transpose(0, 1)
@@ -156,13 +172,12 @@ class StackedExperts:
 
 
 def stack_signature(modules):
-    """The common signature of ``modules``, or None when they do not stack."""
+    """The common signature of ``modules``, or None when they do not stack
+    (their signatures differ, or so do their weights' names and shapes)."""
     signatures = {_signature(m) for m in modules}
     if len(signatures) != 1 or None in signatures:
         return None
+    shapes = {tuple((k, tuple(t.shape)) for k, t in m.state_dict().items()) for m in modules}
+    if len(shapes) != 1 or any(t.is_inference() for m in modules for t in m.state_dict().values()):
+        return None
     return signatures.pop()
-
-
-def padded_size(sizes):
-    """Queries a stacked pass evaluates for groups of these sizes."""
-    return len(sizes) * int(np.max(sizes))
