@@ -56,11 +56,11 @@ _AUTO_MEMBER_WIDTH = 16
 _AUTO = {"width": 24, "root_epochs": 80, "lr": 3e-3}
 
 # When predict evaluates the leaves' experts stacked into one grouped FNO
-# (see MoNORegressor._stack_for): while the largest leaf group's hidden
-# functions hold at most this many numbers, and padding the groups to the
+# (see MoNORegressor._stack_for): while the largest leaf group x lifted
+# channels x grid points is at most this, and padding the groups to the
 # largest adds at most this many queries per leaf with queries.
-_STACK_VALUES = 2**16
-_STACK_PADDING = 64
+_STACK_VALUES = 2**17
+_STACK_PADDING = 128
 
 
 def _warm_started(n_leaves, root_epochs):
@@ -804,16 +804,18 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         A stacked pass evaluates every leaf at once, each on as many queries
         as the largest group, the others padded. Its grouped layers are
         slower than one pass per leaf on large groups, so it is taken while
-        the largest group's hidden functions hold at most ``_STACK_VALUES``
-        numbers (group size x hidden channels x grid points) and the padding
-        adds at most ``_STACK_PADDING`` queries per leaf with queries. On
-        1000 queries, with 4 leaves: Burgers' defaults (16 points, width 14)
-        4.1 against 5.3 ms; 64 points at width 14, 17.3 against 13.6 ms
-        (not taken); 256 points at width 32, 250 against 112 ms (not taken);
-        with 32 leaves, the benchmark's growth model (16 points, width 12)
-        4.8 against 25.8 ms, and 11.6 against 25.4 ms with 2.4 times as many
-        queries padded. Darcy flow (16x16, width 24, 4 leaves): 3.7 against
-        5.2 ms for 16 queries, 305 against 229 ms for 1000 (not taken).
+        the largest group x the experts' lifted channels (``n_members x
+        width``) x the points of the queries' grid is at most
+        ``_STACK_VALUES``, and the padding adds at most ``_STACK_PADDING``
+        queries per leaf with queries. Measured on 1000 queries: Burgers'
+        defaults (16 points, width 14, 4 leaves, largest group 305) 4.1
+        against 5.3 ms leaf by leaf; 64 points at width 14 (4 leaves), 17.3
+        against 13.6 ms, and 256 points at width 32, 250 against 112 ms
+        (neither taken); the benchmark's growth model with 32 leaves (16
+        points, width 12) 4.8 against 25.8 ms, and 11.6 against 25.4 ms on
+        queries needing 2.4 times as many padded. Darcy flow (16x16, width
+        24, 4 leaves): 14.1 against 17.1 ms for 64 queries, 305 against 229
+        ms for 1000 (not taken).
 
         Experts are evaluated leaf by leaf unless they are all plain FNOs of
         one architecture on one device, in evaluation mode, without hooks or

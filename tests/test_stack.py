@@ -78,12 +78,12 @@ def test_large_groups_are_evaluated_leaf_by_leaf():
     model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
     leaves = model.apply(X)
     assert len(set(leaves)) == 4 and np.bincount(leaves).max() == 15
-    # 15 queries per leaf, 8 hidden channels, 144 points: 17,280 values, stacked.
+    # 15 queries per leaf x 8 lifted channels x 144 points: 17,280, stacked.
     assert_same(model.predict(X), leaf_by_leaf(model, X))
     assert model._expert_stack.stack is not None
-    # Four times as many: 69,120 values in a leaf's group, one pass per leaf.
+    # Eight times as many: 138,240, over 2**17, one pass per leaf.
     model._expert_stack.stack = None
-    many = np.concatenate([X] * 4)
+    many = np.concatenate([X] * 8)
     assert_same(model.predict(many), leaf_by_leaf(model, many))
     assert model._expert_stack.stack is None
 
@@ -153,14 +153,24 @@ def test_weight_edits_rebuild_the_stack(antiderivative_small):
     model.experts_[0].module_.train()
     model.experts_[0].module_.eval()
     assert_same(model.predict(X), before)
-    # Weights replaced by assigning .data, twice: the version counter stays,
-    # and the second tensor may be allocated where the first one was.
+    # Weights replaced by assigning .data: the version counter stays, and
+    # once the old values are freed the new ones may lie at their address.
     bias = operator.project[2].bias
     original = bias.detach().clone()
-    bias.data = bias.data * 2
-    model.predict(X)
+    bias.data = torch.empty(0)
+    bias.data = original * 2
+    assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert not np.allclose(model.predict(X)[rows], before[rows])
+    bias.data = torch.empty(0)
     bias.data = original.clone()
     assert_same(model.predict(X), before)
+    # Same address and version, other strides: a square weight transposed.
+    weight = operator.mix[0].weight  # (width, width, 1)
+    weight.data = weight.data.transpose(0, 1)
+    transposed = model.predict(X)
+    assert_same(transposed, leaf_by_leaf(model, X))
+    assert not np.allclose(transposed[rows], before[rows])
+    weight.data = weight.data.transpose(0, 1)
     # A state dict loaded into an expert.
     state = copy.deepcopy(model.experts_[1].module_.state_dict())
     state["operator.lift.bias"] += 0.5
@@ -199,8 +209,10 @@ def test_changes_besides_weights_rebuild_or_refuse_the_stack(antiderivative_smal
     # A hook: a stacked pass would skip it, so the leaves are evaluated one by one.
     seen = []
     handle = operator.register_forward_hook(lambda *args: seen.append(1))
-    assert_same(model.predict(X), leaf_by_leaf(model, X))
-    assert model._expert_stack.stack is None and seen
+    expected = leaf_by_leaf(model, X)
+    seen.clear()
+    assert_same(model.predict(X), expected)
+    assert model._expert_stack.stack is None and seen  # the hook ran in predict
     handle.remove()
     model.predict(X)
     assert model._expert_stack.stack is not None
@@ -241,3 +253,16 @@ def test_saved_models_and_old_pickle_protocols_stack(antiderivative_small, tmp_p
     assert loaded._expert_stack.stack is not None
     holder = pickle.loads(pickle.dumps(model._expert_stack, protocol=0))
     assert isinstance(holder, _ExpertStack) and holder.stack is None
+
+
+def test_other_activations_are_stacked_as_they_are(antiderivative_small):
+    X, y = antiderivative_small
+    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    model.experts_[1].module_.operator.act = torch.nn.SiLU()
+    # One expert differs: leaf by leaf. All of them: stacked, with SiLU.
+    assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert model._expert_stack.stack is None
+    for net in model.experts_:
+        net.module_.operator.act = torch.nn.SiLU()
+    assert_same(model.predict(X), leaf_by_leaf(model, X))
+    assert isinstance(model._expert_stack.stack.module.act, torch.nn.SiLU)

@@ -10,6 +10,7 @@ to its own member through a lifting that is block-diagonal in the inputs,
 and every pass evaluates all leaves at once.
 """
 
+import copy
 import weakref
 
 import torch
@@ -38,15 +39,33 @@ def _signature(module):
     op = module.operator
     if any(not hasattr(op, name) for name in _CONFIG):
         return None
-    if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
+    if _has_hooks(module):
         return None
     weight = op.lift.weight
     if weight.is_inference():
         return None
-    return (
-        tuple(getattr(op, name) for name in _CONFIG),
-        op.act.approximate, op.project[1].approximate, weight.device, weight.dtype,
+    activations = tuple(
+        (type(act), getattr(act, "approximate", None)) for act in (op.act, op.project[1])
     )
+    return tuple(getattr(op, name) for name in _CONFIG), activations, weight.device, weight.dtype
+
+
+def _has_hooks(module):
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
+def _tensors(module):
+    """The module's parameters and buffers, in a fixed order (one walk)."""
+    out = []
+    for m in module.modules():
+        out += [t for t in m._parameters.values() if t is not None]
+        out += [t for t in m._buffers.values() if t is not None]
+    return out
+
+
+def _layout(t):
+    """Where a tensor's values lie: address, shape and strides."""
+    return t.data_ptr(), tuple(t.shape), t.stride()
 
 
 def _convs(op):
@@ -89,8 +108,8 @@ class StackedExperts:
                 symmetric=first.symmetric, residual=first.residual, padding=first.padding,
                 n_members=n_experts * g, pooled=first.pooled,
             )
-        stacked.act = type(first.act)(approximate=first.act.approximate)
-        stacked.project[1] = type(first.project[1])(approximate=first.project[1].approximate)
+        stacked.act = copy.deepcopy(first.act)
+        stacked.project[1] = copy.deepcopy(first.project[1])
         with torch.no_grad():
             stacked = stacked.to(device=first.lift.weight.device, dtype=first.lift.weight.dtype)
             # Expert e's hidden channels read its own inputs and the coordinates.
@@ -118,17 +137,17 @@ class StackedExperts:
         # that a storage allocated later cannot take its address), address
         # and version, and each FNO's training generation (see FNO.train).
         self._sources = [
-            (weakref.ref(t), t.untyped_storage(), t.data_ptr(), t._version)
-            for m in modules for t in list(m.parameters()) + list(m.buffers())
+            (weakref.ref(t), t.untyped_storage(), _layout(t), t._version)
+            for m in modules for t in _tensors(m)
         ]
         self._generations = [getattr(op, "_generation", 0) for op in ops]
         self._modules = [weakref.ref(m) for m in modules]
 
     def holds_for(self, modules):
         """True when ``modules`` are the experts this stack was built from,
-        unchanged: the same forward-pass attributes and no hooks, the same
-        weight tensors at the same storage address and version, and no
-        switch to training mode since."""
+        unchanged: the same forward-pass attributes and activations and no
+        hooks, the same weight tensors at the same address, shape, strides
+        and version, and no switch to training mode since."""
         if len(modules) != len(self._modules):
             return False
         if any(ref() is not m for ref, m in zip(self._modules, modules)):
@@ -138,11 +157,11 @@ class StackedExperts:
         if any(getattr(m.operator, "_generation", 0) != gen
                for m, gen in zip(modules, self._generations)):
             return False
-        tensors = [t for m in modules for t in list(m.parameters()) + list(m.buffers())]
+        tensors = [t for m in modules for t in _tensors(m)]
         if len(tensors) != len(self._sources):
             return False
         for (ref, _, address, version), t in zip(self._sources, tensors):
-            if ref() is not t or t.data_ptr() != address or t._version != version:
+            if ref() is not t or _layout(t) != address or t._version != version:
                 return False
         return True
 
