@@ -206,6 +206,15 @@ def test_factorized_inference_path_matches_the_training_path(grid, versioned, mo
     layer.axes[-1].weight.data = layer.axes[-1].weight.detach() * 3.0  # a new storage
     check()
     assert entries()[-1] is not before[-1] and entries()[0] is before[0]
+    # The same storage, address and version, other strides: a view assigned
+    # through .data (modes and output channels swapped, both 4).
+    before = entries()
+    weight = layer.axes[0].weight
+    version = weight._version
+    weight.data = weight.data.transpose(2, 3)
+    assert weight._version == version
+    check()
+    assert entries()[0] is not before[0]
     # In-place edits through ``.data`` leave no version behind (autograd
     # misses them too): the values show them; by version, train() drops the
     # factors.

@@ -492,28 +492,34 @@ def _versioned_weights():
 
 
 class _WeightState(NamedTuple):
-    """What inference factors record of the weight they were built from."""
+    """What values derived from a weight (inference factors, stacked copies)
+    record of the weight they were built from."""
 
     tensor: weakref.ref
     storage: object  # held so that its address cannot be reused
-    address: int
+    layout: tuple  # address, shape and strides
     version: object  # None for inference tensors, which keep no version
-    values: torch.Tensor
+    values: object  # a copy of the weight, or None when it is checked by version only
 
     @classmethod
-    def of(cls, weight):
+    def of(cls, weight, keep_values=True):
         version = None if weight.is_inference() else weight._version
-        return cls(
-            weakref.ref(weight), weight.untyped_storage(), weight.data_ptr(), version,
-            weight.detach().clone(),
-        )
+        values = weight.detach().clone() if keep_values else None
+        layout = (weight.data_ptr(), tuple(weight.shape), weight.stride())
+        return cls(weakref.ref(weight), weight.untyped_storage(), layout, version, values)
 
 
 def _built_from(state, weight):
-    """True when the factors recorded with ``state`` hold for ``weight``."""
+    """True when what was built from the weight recorded in ``state`` holds
+    for ``weight``: within :func:`_versioned_weights`, the same tensor at the
+    same address, shape, strides and version; otherwise the same values (and
+    never, for a state that kept no values)."""
     if state.version is not None and _VERSIONED.get() and state.tensor() is weight:
-        return weight._version == state.version and weight.data_ptr() == state.address
-    return torch.equal(state.values, weight)
+        return (
+            weight._version == state.version
+            and (weight.data_ptr(), tuple(weight.shape), weight.stride()) == state.layout
+        )
+    return state.values is not None and torch.equal(state.values, weight)
 
 
 class _Factors(NamedTuple):

@@ -17,6 +17,7 @@ import torch
 
 from ._fno import _POSITIONAL, FNO
 from ._net import Standardized
+from ._spectral import _built_from, _versioned_weights, _WeightState
 
 # Attributes an FNO reads in its forward pass; two experts stack when they
 # agree on all of them (and on every weight's shape).
@@ -61,11 +62,6 @@ def _tensors(module):
         out += [t for t in m._parameters.values() if t is not None]
         out += [t for t in m._buffers.values() if t is not None]
     return out
-
-
-def _layout(t):
-    """Where a tensor's values lie: address, shape and strides."""
-    return t.data_ptr(), tuple(t.shape), t.stride()
 
 
 def _convs(op):
@@ -133,13 +129,10 @@ class StackedExperts:
             for name in ("x_shift", "x_scale", "y_shift", "y_scale")
         ]
         self.signature = _signature(modules[0])
-        # What the copies were made from: each tensor, its storage (held, so
-        # that a storage allocated later cannot take its address), address
-        # and version, and each FNO's training generation (see FNO.train).
-        self._sources = [
-            (weakref.ref(t), t.untyped_storage(), _layout(t), t._version)
-            for m in modules for t in _tensors(m)
-        ]
+        # What the copies were made from: each tensor as the spectral layers'
+        # inference factors record it (checked by version, without a copy of
+        # its values), and each FNO's training generation (see FNO.train).
+        self._sources = [_WeightState.of(t, keep_values=False) for m in modules for t in _tensors(m)]
         self._generations = [getattr(op, "_generation", 0) for op in ops]
         self._modules = [weakref.ref(m) for m in modules]
 
@@ -160,10 +153,8 @@ class StackedExperts:
         tensors = [t for m in modules for t in _tensors(m)]
         if len(tensors) != len(self._sources):
             return False
-        for (ref, _, address, version), t in zip(self._sources, tensors):
-            if ref() is not t or _layout(t) != address or t._version != version:
-                return False
-        return True
+        with _versioned_weights():
+            return all(_built_from(state, t) for state, t in zip(self._sources, tensors))
 
     def evaluate(self, groups):
         """Each expert on its own queries: ``groups[e]`` is a tensor
