@@ -38,8 +38,9 @@ _EXPERTS = {"fno": FNO, "mlp": MLP}
 _FINETUNE_LR_FACTOR = 0.3
 
 # What width, root_epochs and lr set to "auto" become: for the FNO expert on
-# 1-D grids, for the FNO expert with residual blocks on 2-D and 3-D grids
-# (its default there), and for everything else. On both 1-D problems measured
+# 1-D grids, for the FNO expert with residual blocks and several members or
+# one (two members are its default on 2-D and 3-D grids), and for everything
+# else. On both 1-D problems measured
 # (Burgers, the antiderivative), plain FNO experts of width 14 trained for
 # 150 + 20 epochs at 6e-3 were more accurate than width 24 trained for
 # 80 + 20 at 3e-3, with a third of the parameters. On 2-D grids, residual
@@ -47,12 +48,17 @@ _FINETUNE_LR_FACTOR = 0.3
 # than the best plain ones (3e-3; 6e-3 did worse for those), and 150 root
 # epochs overfitted Darcy flow. On 1-D grids residual blocks did worse
 # (Burgers 0.0033 to 0.0039). See the user guide's "Choosing a configuration".
-# Residual experts with several members (the FNO's ``n_members``) are 16
-# channels wide per member: two of them hold about as many weights as one of
-# width 24 (67k against 75k on a 16x16 grid).
+# Residual experts with several members (the FNO's ``n_members``), the 2-D
+# and 3-D default (two), are 16 channels wide per member, so that two hold
+# about as many weights as one of width 24 (67k against 75k on a 16x16 grid),
+# and train at 9e-3: on Darcy flow at 16x16, two such members gave 0.0310,
+# 0.0293 and 0.0290 on three draws of the data, where one expert of width 24
+# at 6e-3 gave 0.0319, 0.0304 and 0.0296, and the members at 6e-3 and 4e-3
+# gave 0.0315 and 0.0327 on the first.
 _AUTO_FNO_1D = {"width": 14, "root_epochs": 150, "lr": 6e-3}
 _AUTO_FNO_RESIDUAL = {"width": 24, "root_epochs": 80, "lr": 6e-3}
-_AUTO_MEMBER_WIDTH = 16
+_AUTO_FNO_MEMBERS = {"width": 16, "root_epochs": 80, "lr": 9e-3}
+_AUTO_N_MEMBERS = 2
 _AUTO = {"width": 24, "root_epochs": 80, "lr": 3e-3}
 
 # When predict evaluates the leaves' experts stacked into one grouped FNO
@@ -173,7 +179,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Hidden channels of the built-in experts, per member for an FNO
         expert with several (see ``expert_kwargs``). "auto" means 14 for the
         FNO expert on 1-D grids, 16 per member for the FNO expert with
-        residual blocks and several members, and 24 otherwise. A grid's
+        residual blocks and several members (its default on 2-D and 3-D
+        grids), and 24 otherwise. A grid's
         axes are those of ``X`` at fit, after ``grid_shape`` and
         ``grid_ndim`` (``grid_``): 2-D ``X`` without ``grid_shape`` is a
         1-D grid. On 1-D grids the
@@ -193,14 +200,16 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         FNO (see :class:`~sklearn_mono.experts.FNO`). They override what
         this estimator passes: ``width``, ``n_modes`` and ``n_layers``,
         ``factorized=True`` for the FNO, and, for the FNO on 2-D and 3-D
-        grids, residual blocks, ``{"residual": True}`` (``{"residual":
-        False}`` gives plain layers, and ``lr="auto"`` then means 3e-3: the
-        earlier 2-D default model). Only 2-D problems were measured; 3-D
-        grids get the same layers. ``{"n_members": 2}`` makes each expert
-        two FNOs evaluated together, each trained on its own loss, their
-        predictions averaged (see :class:`~sklearn_mono.experts.FNO` and the
-        user guide's "Choosing a configuration"); with residual blocks they
-        are 16 channels wide each when ``width`` is "auto". The FNO's
+        grids, residual blocks, ``{"residual": True}``, with two members,
+        ``{"n_members": 2}``: each expert is two FNOs evaluated together,
+        each trained on its own loss, their predictions averaged (see
+        :class:`~sklearn_mono.experts.FNO` and the user guide's "Choosing a
+        configuration"), 16 channels wide each when ``width`` is "auto".
+        ``{"n_members": 1}`` gives one residual expert (24 wide, trained at
+        6e-3 when ``width`` and ``lr`` are "auto": the earlier 2-D
+        defaults), and ``{"residual": False}`` plain layers with one member,
+        ``lr="auto"`` then meaning 3e-3 (the 2-D defaults before those).
+        Only 2-D problems were measured; 3-D grids get the same layers. The FNO's
         ``dropout`` acts in the first half of the root expert's epochs (see
         ``root_epochs``); the leaves warm-started from it fine-tune
         without. ``{"dropout": 0.1}`` helped
@@ -235,10 +244,11 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         the borders of their cells. Routing at predict is unaffected.
     lr : float or "auto", default="auto"
         Initial learning rate of Adam; it decays to zero on a cosine schedule.
-        "auto" means 6e-3 for the FNO expert on 1-D grids or with residual
-        blocks (its default on 2-D and 3-D grids, see ``expert_kwargs``),
-        and 3e-3 otherwise (see the user guide's "Choosing a
-        configuration"). The value used is ``lr_``.
+        "auto" means 9e-3 for the FNO expert with residual blocks and
+        several members (its default on 2-D and 3-D grids, see
+        ``expert_kwargs``), 6e-3 for the FNO expert on 1-D grids or with
+        residual blocks and one member, and 3e-3 otherwise (see the user
+        guide's "Choosing a configuration"). The value used is ``lr_``.
     batch_size : int, default=32
         Mini-batch size in training.
     predict_batch_size : int, default=1024
@@ -641,10 +651,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         if expert_cls is FNO and grid_ndim == 1:
             preset = _AUTO_FNO_1D
         elif expert_cls is FNO and expert_kwargs.get("residual", False):
-            preset = _AUTO_FNO_RESIDUAL
             n_members = expert_kwargs.get("n_members", 1)
-            if isinstance(n_members, Integral) and n_members > 1:
-                preset = {**preset, "width": _AUTO_MEMBER_WIDTH}
+            several = isinstance(n_members, Integral) and n_members > 1
+            preset = _AUTO_FNO_MEMBERS if several else _AUTO_FNO_RESIDUAL
         else:
             preset = _AUTO
         return {
@@ -666,16 +675,20 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
     def _expert_kwargs(self, expert_cls, grid_ndim):
         """The experts' keyword arguments but the width: this estimator's for
-        the built-in experts (residual blocks for the FNO expert on 2-D and
-        3-D grids), updated with ``expert_kwargs``."""
+        the built-in experts (for the FNO expert on 2-D and 3-D grids,
+        residual blocks and, with them, two members), updated with
+        ``expert_kwargs``."""
         kwargs = {}
+        given = self.expert_kwargs or {}
         if expert_cls is FNO:
             kwargs = dict(n_modes=self.n_modes, n_layers=self.n_layers, factorized=True)
             if grid_ndim > 1:
                 kwargs["residual"] = True
+                if given.get("residual", True) and "n_members" not in given:
+                    kwargs["n_members"] = _AUTO_N_MEMBERS
         elif expert_cls is MLP:
             kwargs = dict(n_layers=self.n_layers)
-        kwargs.update(self.expert_kwargs or {})
+        kwargs.update(given)
         return kwargs
 
     def _make_encoder(self, rng, grid_ndim):

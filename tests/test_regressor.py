@@ -291,10 +291,12 @@ def test_training_budget_does_not_depend_on_the_number_of_leaves(antiderivative_
 
 def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     # "auto" means width 14, 150 root epochs and lr 6e-3 for the FNO expert
-    # on 1-D grids, width 24, 80 root epochs and lr 6e-3 for the FNO expert
-    # with residual blocks (its default on 2-D and 3-D grids), and width 24,
-    # 80 root epochs and lr 3e-3 otherwise; the grid is the fitted one, after
-    # grid_shape and grid_ndim.
+    # on 1-D grids; for the FNO expert with residual blocks, width 16 per
+    # member, 80 root epochs and lr 9e-3 with several members (two, with the
+    # residual blocks, are its default on 2-D and 3-D grids) and width 24,
+    # 80 root epochs and lr 6e-3 with one; and width 24, 80 root epochs and
+    # lr 3e-3 otherwise; the grid is the fitted one, after grid_shape and
+    # grid_ndim.
     X, y = antiderivative_small
     params = dict(n_modes=2, n_layers=1, max_epochs=1, device="cpu", random_state=0)
 
@@ -323,15 +325,21 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     assert layers(plain) == (False, 0.0)
     assert plain.expert_kwargs_ == dict(width=14, n_modes=2, n_layers=1, factorized=True)
     X2 = rng.normal(size=(20, 6, 6))
-    assert fitted(X2, X2) == (81, 6e-3, 24)
-    assert layers(MoNORegressor(n_leaves=1, **params).fit(X2, X2)) == (True, 0.0)
-    # residual experts with several members are 16 wide per member
-    assert fitted(X2, X2, expert_kwargs={"n_members": 2}) == (81, 6e-3, 16, 2)
-    assert fitted(X2, X2, expert_kwargs={"n_members": 3}) == (81, 6e-3, 16, 3)
-    assert fitted(X2, X2, width=10, expert_kwargs={"n_members": 2}) == (81, 6e-3, 10, 2)
+    assert fitted(X2, X2) == (81, 9e-3, 16, 2)
+    defaults = MoNORegressor(n_leaves=1, **params).fit(X2, X2)
+    assert layers(defaults) == (True, 0.0)
+    assert defaults.expert_kwargs_["n_members"] == 2
+    # residual experts with several members are 16 wide per member and train
+    # at 9e-3; with one member, 24 wide at 6e-3
+    assert fitted(X2, X2, expert_kwargs={"n_members": 1}) == (81, 6e-3, 24)
+    assert fitted(X2, X2, expert_kwargs={"n_members": 3}) == (81, 9e-3, 16, 3)
+    assert fitted(X2, X2, width=10) == (81, 9e-3, 10, 2)
+    assert fitted(X2, X2, lr=1e-3, expert_kwargs={"n_members": 1}) == (81, 1e-3, 24)
+    # plain layers keep one member unless asked for more
+    assert fitted(X2, X2, expert_kwargs={"residual": False}) == (81, 3e-3, 24)
     assert fitted(X2, X2, expert_kwargs={"n_members": 2, "residual": False}) == (81, 3e-3, 24, 2)
     # flat rows folded onto a 2-D grid, and two channels on a 1-D grid
-    assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 6e-3, 24)
+    assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 9e-3, 16, 2)
     X1 = rng.normal(size=(20, 2, 16))
     assert fitted(X1, X1, grid_ndim=1) == (151, 6e-3, 14)
     # expert_kwargs override the 2-D layers, and plain layers train at 3e-3,
@@ -339,7 +347,8 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     for kwargs, expected in [
         ({"residual": False}, (False, 0.0, 3e-3)),
         ({"residual": False, "dropout": 0.2}, (False, 0.2, 3e-3)),
-        ({"dropout": 0.1}, (True, 0.1, 6e-3)),
+        ({"dropout": 0.1}, (True, 0.1, 9e-3)),
+        ({"dropout": 0.1, "n_members": 1}, (True, 0.1, 6e-3)),
     ]:
         model = MoNORegressor(n_leaves=1, expert_kwargs=kwargs, **params).fit(X2, X2)
         assert (*layers(model), model.lr_) == expected
@@ -356,8 +365,8 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     X3 = rng.normal(size=(20, 4, 4, 4))
     mixture = MoNORegressor(n_leaves=2, min_samples_leaf=2, expert_kwargs={"dropout": 0.1},
                             **params).fit(X3, X3)
-    assert [net.lr for net in mixture.experts_] == pytest.approx([1.8e-3, 1.8e-3])  # 0.3 * 6e-3
-    assert mixture.experts_[0].module_.operator.lift.out_channels == 24
+    assert [net.lr for net in mixture.experts_] == pytest.approx([2.7e-3, 2.7e-3])  # 0.3 * 9e-3
+    assert mixture.experts_[0].module_.operator.lift.out_channels == 32  # 2 members of 16
     assert layers(mixture) == (True, 0.1)  # leaves fine-tuned without dropout
     # explicit values win over the presets, each on its own, and so does a
     # width in expert_kwargs; the FNO class itself is the built-in expert
@@ -403,11 +412,13 @@ def test_experts_with_members_train_each_member_on_the_operator():
     # Two members per expert, each trained on its own loss: each learns the
     # smoothing operator by itself, and the model predicts their mean.
     X, y = make_smoothing_2d(n_samples=160, resolution=12, random_state=0)
-    params = dict(width=6, n_modes=4, n_layers=2, max_epochs=20, root_epochs=30, random_state=0)
+    params = dict(width=6, n_modes=4, n_layers=2, max_epochs=20, root_epochs=30, lr=6e-3,
+                  random_state=0)
     model = MoNORegressor(n_leaves=2, min_samples_leaf=20, expert_kwargs={"n_members": 2}, **params)
     model.fit(X[:120], y[:120])
     assert model.expert_kwargs_["n_members"] == 2
-    single = MoNORegressor(n_leaves=2, min_samples_leaf=20, **params).fit(X[:120], y[:120])
+    single = MoNORegressor(n_leaves=2, min_samples_leaf=20, expert_kwargs={"n_members": 1},
+                           **params).fit(X[:120], y[:120])
     assert model.n_params_active_ == 2 * single.n_params_active_  # same width, twice the weights
     X_test, y_test = X[120:], y[120:]
     leaves = model.apply(X_test)
