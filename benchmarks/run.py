@@ -13,7 +13,7 @@ expert as the best configuration's with a single leaf, neuraloperator's ``FNO`` 
 for as many epochs as the default MoNO and as the best one, and the scikit-learn baselines Ridge, KNeighborsRegressor,
 MLPRegressor and a Gaussian process on PCA features. For each model it
 reports test relative L2 (and at 32x32 for Darcy), fit seconds (for the
-models the fit-time targets compare, the mean of ``--fit-rounds`` fits, 3 by
+models the fit-time targets compare, the mean of ``--fit-rounds`` fits, 4 by
 default, in alternating order), predict latency for one query and for 1000
 queries (measured once every model is fitted, all models in turns), and
 active and total parameters;
@@ -52,7 +52,7 @@ from sklearn_mono.experts import RelativeL2Loss, count_parameters
 # experts gain from sharing the problem's symmetry under reflecting either
 # axis: one symmetric expert of width 24 per leaf (two symmetric members of
 # width 16, the defaults' layout, gave 0.0314 against 0.0308 at 16x16 at
-# 6e-3, and 0.0455 against 0.0555 zero-shot at 32x32). On Burgers the defaults,
+# 6e-3, and 0.0455 against 0.0555 zero-shot at 32x32 in that run). On Burgers the defaults,
 # narrow 1-D experts holding every mode of the 16 points (7) trained for
 # 150 + 20 epochs, are as accurate as the best found before them, within
 # the spread of seeds.
@@ -362,8 +362,9 @@ def evaluate(problem, train, tests, n_dim, out_channels, quick, fit_rounds=1):
     refit_times(timed, makers, train, fit_rounds)
     # Rows in the table's order: the MoNO models, the FNOs, the baselines.
     rank = {name: i for i, name in enumerate(mono)}
-    rank.update({name: len(mono) + i for i, name in enumerate(sorted(
-        r["model"] for r in rows if r["model"].startswith("neuraloperator FNO")))})
+    fnos = sorted((model.epochs, row["model"]) for row, model in zip(rows, fitted)
+                  if isinstance(model, NeuralopFNO))
+    rank.update({name: len(mono) + i for i, (_, name) in enumerate(fnos)})
     rank.update({name: 2 * len(rows) + i for i, name in enumerate(baselines)})
     order = sorted(range(len(rows)), key=lambda i: rank[rows[i]["model"]])
     rows[:], fitted[:] = [rows[i] for i in order], [fitted[i] for i in order]
@@ -380,9 +381,11 @@ def refit_times(rows, makers, train, fit_rounds):
 
     The machine's speed drifts during a run (shared cores), by more than the
     margins of the fit-time targets between runs. Each round fits the models
-    in the reverse order of the round before, so that a steady drift weighs
-    on both sides of a ratio alike, and the ratios taken round by round show
-    how much the machine moved. The refits only time: errors and latencies
+    in the reverse order of the round before, so that over an even number
+    of rounds each model holds every place in the order equally often and a
+    steady drift weighs on both sides of a ratio alike (with an odd number
+    the first model holds the first place once more); the ratios taken
+    round by round show how much the machine moved. The refits only time: errors and latencies
     come from the first fit.
     """
     order = list(rows)
@@ -558,10 +561,10 @@ def main():
     parser.add_argument(
         "--fit-rounds", type=int, default=None,
         help="fits of the models the fit-time targets compare, in alternating order "
-             "(default: 3, or 1 with --quick)",
+             "(default: 4, or 1 with --quick)",
     )
     args = parser.parse_args()
-    fit_rounds = args.fit_rounds or (1 if args.quick else 3)
+    fit_rounds = args.fit_rounds or (1 if args.quick else 4)
     os.makedirs(args.output_dir, exist_ok=True)
     n_train, n_darcy, n_burgers = (200, 50, 50) if args.quick else (1000, 100, 200)
     machine = (f"{cpu_model()}, {os.cpu_count()} CPU cores, "

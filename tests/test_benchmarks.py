@@ -137,6 +137,57 @@ def test_refits_alternate_their_order_and_average_the_times(monkeypatch):
     assert fitted == []
 
 
+def test_fit_time_models_are_fitted_first_and_rows_keep_the_table_order(monkeypatch):
+    # The defaults, the best configuration and the FNOs of their budgets are
+    # fitted first, one after the other; the other MoNO rows, an FNO for a
+    # budget not seen yet and the baselines follow; the refits reverse the
+    # first order; the rows come back as the table lists them.
+    run = _run_module()
+    fits = []
+
+    class Model:
+        resolution_invariant = True
+        n_params = n_params_active_ = n_params_total_ = 1
+
+        def __init__(self, name, epochs=None):
+            self.name = name
+            if epochs is not None:
+                self.root_epochs_, self.max_epochs = epochs - 20, 20
+
+        def fit(self, X, y):
+            fits.append(self.name)
+            return self
+
+        def predict(self, X):
+            return np.zeros_like(X)
+
+    class Mono(Model):
+        pass
+
+    class FNO(Model):
+        def __init__(self, n_dim, out_channels, epochs):
+            super().__init__(f"fno {epochs}")
+            self.epochs = epochs
+
+    mono = {run.DEFAULTS: lambda: Mono("defaults", 100), run.BEST_NAME: lambda: Mono("best", 120),
+            "more": lambda: Mono("more", 90), "1 leaf": lambda: Mono("leaf", 100)}
+    baselines = {"Ridge": lambda: Model("ridge")}
+    monkeypatch.setattr(run, "MoNORegressor", Mono)
+    monkeypatch.setattr(run, "NeuralopFNO", FNO)
+    monkeypatch.setattr(run, "models", lambda problem, quick: (mono, baselines))
+    monkeypatch.setattr(run, "interleaved_latency",
+                        lambda models, X, rounds: [(1.0, 1.0, [1.0])] * len(models))
+    X = np.ones((4, 3))
+    rows = run.evaluate("Darcy", (X, X), [(X, X)], 1, 1, quick=True, fit_rounds=2)
+    assert fits == ["defaults", "best", "fno 100", "fno 120", "more", "leaf", "fno 90", "ridge",
+                    "fno 120", "fno 100", "best", "defaults"]
+    fno = run.fno_name
+    assert [r["model"] for r in rows] == [run.DEFAULTS, run.BEST_NAME, "more", "1 leaf",
+                                          fno(90), fno(100), fno(120), "Ridge"]
+    assert [r["fno"] for r in rows[:4]] == [fno(100), fno(120), fno(90), fno(100)]
+    assert [len(r["fit_rounds"]) for r in rows] == [2, 2, 1, 1, 1, 2, 2, 1]
+
+
 def test_sample_errors_average_to_the_test_error():
     run = _run_module()
     rng = np.random.default_rng(0)

@@ -335,8 +335,16 @@ def test_auto_width_epochs_and_lr_follow_the_grid(antiderivative_small, rng):
     assert fitted(X2, X2, expert_kwargs={"n_members": 3}) == (81, 9e-3, 16, 3)
     assert fitted(X2, X2, width=10) == (81, 9e-3, 10, 2)
     assert fitted(X2, X2, lr=1e-3, expert_kwargs={"n_members": 1}) == (81, 1e-3, 24)
+    # the members come with the residual blocks, whichever way they are
+    # given, and with other keywords; a width in expert_kwargs is each
+    # member's too
+    assert fitted(X2, X2, expert_kwargs={"residual": True}) == (81, 9e-3, 16, 2)
+    assert fitted(X2, X2, expert_kwargs={"symmetric": True}) == (81, 9e-3, 16, 2)
+    assert fitted(X2, X2, expert_kwargs={"width": 5}) == (81, 9e-3, 5, 2)
+    assert fitted(X2, X2, expert_kwargs={"n_members": np.int64(2)}) == (81, 9e-3, 16, 2)
     # plain layers keep one member unless asked for more
     assert fitted(X2, X2, expert_kwargs={"residual": False}) == (81, 3e-3, 24)
+    assert fitted(X2, X2, expert_kwargs={"residual": np.False_}) == (81, 3e-3, 24)
     assert fitted(X2, X2, expert_kwargs={"n_members": 2, "residual": False}) == (81, 3e-3, 24, 2)
     # flat rows folded onto a 2-D grid, and two channels on a 1-D grid
     assert fitted(X2.reshape(20, 36), X2.reshape(20, 36), grid_shape=(6, 6)) == (81, 9e-3, 16, 2)

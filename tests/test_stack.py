@@ -74,10 +74,12 @@ def test_stacked_pooled_outputs(antiderivative_small, members):
 
 
 def test_large_groups_are_evaluated_leaf_by_leaf():
+    # One member per expert, so that the lifted channels are the width.
     X, y = make_smoothing_2d(n_samples=60, resolution=12, random_state=0)
-    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    model = MoNORegressor(n_leaves=4, expert_kwargs={"n_members": 1}, **SMALL).fit(X, y)
     leaves = model.apply(X)
     assert len(set(leaves)) == 4 and np.bincount(leaves).max() == 15
+    assert model.experts_[0].module_.operator.lift.out_channels == 8
     # 15 queries per leaf x 8 lifted channels x 144 points: 17,280, stacked.
     assert_same(model.predict(X), leaf_by_leaf(model, X))
     assert model._expert_stack.stack is not None
@@ -88,16 +90,20 @@ def test_large_groups_are_evaluated_leaf_by_leaf():
     assert model._expert_stack.stack is None
 
 
+@pytest.mark.parametrize("members", [1, 2])
 @pytest.mark.parametrize("factorized", [True, False])
 @pytest.mark.parametrize("ndim", [2, 3])
-def test_2d_and_3d_queries_one_or_two_per_leaf(factorized, ndim):
+def test_2d_and_3d_queries_one_or_two_per_leaf(factorized, ndim, members):
     # Full layers hold one weight block per sign pattern of the axes before
     # the last (two on 2-D grids, four on 3-D ones); one query per leaf takes
-    # the grouped layers' single-sample passes.
+    # the grouped layers' single-sample passes. Two members per expert are
+    # the 2-D and 3-D default.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(48,) + (6,) * ndim)
     y = X**2 + np.roll(X, 1, axis=1)
-    model = MoNORegressor(n_leaves=4, expert_kwargs={"factorized": factorized}, **SMALL).fit(X, y)
+    kwargs = {"factorized": factorized, "n_members": members}
+    model = MoNORegressor(n_leaves=4, expert_kwargs=kwargs, **SMALL).fit(X, y)
+    assert model.experts_[0].module_.operator.n_members == members
     leaves = model.apply(X)
     assert len(set(leaves)) == 4
     for per_leaf in (1, 2):

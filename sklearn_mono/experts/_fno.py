@@ -142,7 +142,8 @@ class FNO(nn.Module):
         FNO of Tran et al. (2023), whose blocks use ReLU where these use
         GELU. It adds ``3 * width**2 + 2 * width`` weights per layer (75k
         instead of 68k parameters at width 24 on a 16x16 grid, which
-        ``MoNORegressor`` uses by default there). Measured on one expert
+        ``MoNORegressor`` used by default there before its two members of
+        width 16). Measured on one expert
         with factorised layers, trained for 100 epochs, one seed each:
 
         * On Darcy flow trained at 16x16, with linear coordinates, the 16x16
@@ -174,7 +175,8 @@ class FNO(nn.Module):
         without (with a single leaf, or ``root_epochs=0``, it acts in the
         first half of each expert's epochs). Four factorised residual
         experts of width 24 trained at 16x16 for 80 + 20 epochs with
-        ``lr=6e-3`` (``MoNORegressor``'s defaults there) gave these test
+        ``lr=6e-3`` (``MoNORegressor``'s defaults there before two members)
+        gave these test
         errors on Darcy flow sampled from 32x32 solutions
         (:func:`~sklearn_mono.datasets.make_darcy` with
         ``resolutions=(16, 32)``, ``random_state=0``; seeds 0, 1 and 2) and
