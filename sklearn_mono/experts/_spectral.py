@@ -505,8 +505,12 @@ class _WeightState(NamedTuple):
     def of(cls, weight, keep_values=True):
         version = None if weight.is_inference() else weight._version
         values = weight.detach().clone() if keep_values else None
-        layout = (weight.data_ptr(), tuple(weight.shape), weight.stride())
-        return cls(weakref.ref(weight), weight.untyped_storage(), layout, version, values)
+        return cls(weakref.ref(weight), weight.untyped_storage(), _layout(weight), version, values)
+
+
+def _layout(weight):
+    """Where and how a tensor lies: its address, shape and strides."""
+    return weight.data_ptr(), tuple(weight.shape), weight.stride()
 
 
 def _built_from(state, weight):
@@ -515,10 +519,7 @@ def _built_from(state, weight):
     same address, shape, strides and version; otherwise the same values (and
     never, for a state that kept no values)."""
     if state.version is not None and _VERSIONED.get() and state.tensor() is weight:
-        return (
-            weight._version == state.version
-            and (weight.data_ptr(), tuple(weight.shape), weight.stride()) == state.layout
-        )
+        return weight._version == state.version and _layout(weight) == state.layout
     return state.values is not None and torch.equal(state.values, weight)
 
 
