@@ -25,7 +25,7 @@ _CONFIG = ("n_dim", "factorized", "positional", "symmetric", "residual", "paddin
            "n_modes", "n_members")
 
 
-def _signature(module):
+def _signature(module, hooked=None):
     """What two experts must share to be evaluated as one grouped FNO, or None
     when ``module`` cannot be stacked: a :class:`Standardized` plain
     :class:`FNO` (not a subclass, whose forward pass may differ) with every
@@ -33,14 +33,16 @@ def _signature(module):
     no inference-mode weights (which keep no version counter to check them
     by); the device and dtype of its weights are read off the lifting. Cheap
     enough to check on every batch; the weights' shapes are compared once,
-    by :func:`stack_signature`.
+    by :func:`stack_signature`. ``hooked``, when given, says whether the
+    module has hooks, as :func:`_walk` found, so that they are not looked
+    for twice.
     """
     if type(module) is not Standardized or type(module.operator) is not FNO:
         return None
     op = module.operator
     if any(not hasattr(op, name) for name in _CONFIG):
         return None
-    if _has_hooks(module):
+    if _walk(module)[0] if hooked is None else hooked:
         return None
     weight = op.lift.weight
     if weight.is_inference():
@@ -51,17 +53,15 @@ def _signature(module):
     return tuple(getattr(op, name) for name in _CONFIG), activations, weight.device, weight.dtype
 
 
-def _has_hooks(module):
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
-
-
-def _tensors(module):
-    """The module's parameters and buffers, in a fixed order (one walk)."""
-    out = []
+def _walk(module):
+    """One walk over the module and its submodules: whether any has forward
+    hooks, and their parameters and buffers in a fixed order."""
+    hooked, tensors = False, []
     for m in module.modules():
-        out += [t for t in m._parameters.values() if t is not None]
-        out += [t for t in m._buffers.values() if t is not None]
-    return out
+        hooked = hooked or bool(m._forward_hooks or m._forward_pre_hooks)
+        tensors += [t for t in m._parameters.values() if t is not None]
+        tensors += [t for t in m._buffers.values() if t is not None]
+    return hooked, tensors
 
 
 def _convs(op):
@@ -132,7 +132,9 @@ class StackedExperts:
         # What the copies were made from: each tensor as the spectral layers'
         # inference factors record it (checked by version, without a copy of
         # its values), and each FNO's training generation (see FNO.train).
-        self._sources = [_WeightState.of(t, keep_values=False) for m in modules for t in _tensors(m)]
+        self._sources = [
+            _WeightState.of(t, keep_values=False) for m in modules for t in _walk(m)[1]
+        ]
         self._generations = [getattr(op, "_generation", 0) for op in ops]
         self._modules = [weakref.ref(m) for m in modules]
 
@@ -145,12 +147,15 @@ class StackedExperts:
             return False
         if any(ref() is not m for ref, m in zip(self._modules, modules)):
             return False
-        if any(_signature(m) != self.signature for m in modules):
-            return False
+        tensors = []
+        for m in modules:
+            hooked, own = _walk(m)
+            if _signature(m, hooked) != self.signature:
+                return False
+            tensors += own
         if any(getattr(m.operator, "_generation", 0) != gen
                for m, gen in zip(modules, self._generations)):
             return False
-        tensors = [t for m in modules for t in _tensors(m)]
         if len(tensors) != len(self._sources):
             return False
         with _versioned_weights():
