@@ -16,15 +16,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sklearn_mono import MoNORegressor, relative_l2_error  # noqa: E402
+from sklearn_mono import MoNORegressor, NeuralOperatorRegressor, relative_l2_error  # noqa: E402
 from sklearn_mono.datasets import make_burgers  # noqa: E402
 
 
 def main(quick=False, output_dir="."):
     n_train, n_test = (120, 20) if quick else (1000, 200)
-    epochs = {"max_epochs": 3, "root_epochs": 3} if quick else {}
+    params = {"expert": NeuralOperatorRegressor(max_epochs=3), "leaf_epochs": 3} if quick else {}
     X, y = make_burgers(n_samples=n_train + n_test, n_points=16, random_state=0)
-    model = MoNORegressor(n_leaves=4, random_state=0, **epochs)
+    model = MoNORegressor(n_leaves=4, random_state=0, **params)
     model.fit(X[:n_train], y[:n_train])
     pred = model.predict(X[n_train:])
     truth = y[n_train:]

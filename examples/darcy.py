@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
-from sklearn_mono import MoNORegressor, relative_l2_error  # noqa: E402
+from sklearn_mono import MoNORegressor, NeuralOperatorRegressor, relative_l2_error  # noqa: E402
 from sklearn_mono.datasets import make_darcy  # noqa: E402
 
 
@@ -32,12 +32,11 @@ def main(quick=False, output_dir="."):
     epochs = 3 if quick else 40
     data = make_darcy(n_samples=n_train + n_test, resolutions=(16, 32), random_state=0)
     X, y = data[16]
-    # A small, quick model: one expert of width 16 per leaf (the 2-D default
-    # is two members of width 16 each).
-    model = MoNORegressor(
-        n_leaves=4, width=16, max_epochs=epochs, root_epochs=epochs, random_state=0,
-        expert_kwargs={"n_members": 1},
-    )
+    # A small, quick model: one FNO of width 16 per leaf (the 2-D default
+    # is two members of width 16 each), trained for `epochs` on all samples
+    # and `epochs` more on each leaf's cell.
+    expert = NeuralOperatorRegressor(module__width=16, module__n_members=1, max_epochs=epochs)
+    model = MoNORegressor(n_leaves=4, expert=expert, leaf_epochs=epochs, random_state=0)
     start = time.perf_counter()
     model.fit(X[:n_train], y[:n_train])
     seconds = time.perf_counter() - start

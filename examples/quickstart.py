@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sklearn_mono import MoNORegressor, relative_l2_error  # noqa: E402
+from sklearn_mono import MoNORegressor, NeuralOperatorRegressor, relative_l2_error  # noqa: E402
 from sklearn_mono.datasets import make_antiderivative  # noqa: E402
 
 
@@ -28,7 +28,8 @@ def main(quick=False, output_dir="."):
     X, y = make_antiderivative(n_samples=n_train + 200, n_points=64, random_state=0)
     X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
-    params = {"max_epochs": 2, "root_epochs": 2} if quick else {}
+    # --quick trains the expert for 2 epochs and each leaf for 2 more.
+    params = {"expert": NeuralOperatorRegressor(max_epochs=2), "leaf_epochs": 2} if quick else {}
     model = MoNORegressor(n_leaves=4, random_state=0, verbose=1, **params)
     start = time.perf_counter()
     model.fit(X_train, y_train)

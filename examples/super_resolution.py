@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sklearn_mono import MoNORegressor, relative_l2_error  # noqa: E402
+from sklearn_mono import MoNORegressor, NeuralOperatorRegressor, relative_l2_error  # noqa: E402
 from sklearn_mono.datasets import make_darcy  # noqa: E402
 
 
@@ -27,11 +27,11 @@ def main(quick=False, output_dir="."):
     epochs = 3 if quick else 40
     data = make_darcy(n_samples=n_train + n_test, resolutions=(16, 32), random_state=1)
     (X16, y16), (X32, y32) = data[16], data[32]
-    # A small, quick model: one expert of width 16 per leaf (the 2-D default
+    # A small, quick model: one FNO of width 16 per leaf (the 2-D default
     # is two members of width 16 each).
-    model = MoNORegressor(n_leaves=4, width=16, max_epochs=epochs, root_epochs=epochs,
-                          expert_kwargs={"n_members": 1},
-                          random_state=0).fit(X16[:n_train], y16[:n_train])
+    expert = NeuralOperatorRegressor(module__width=16, module__n_members=1, max_epochs=epochs)
+    model = MoNORegressor(n_leaves=4, expert=expert, leaf_epochs=epochs, random_state=0)
+    model.fit(X16[:n_train], y16[:n_train])
     pred16 = model.predict(X16[n_train:])
     pred32 = model.predict(X32[n_train:])
     err16 = relative_l2_error(y16[n_train:], pred16)

@@ -179,18 +179,6 @@ class KDPartition:
     def apply(self, Z):
         """Leaf index of each row of ``Z``, all rows routed together."""
         Z = np.asarray(Z, dtype=np.float64)
-        if len(Z) == 1:
-            # One query walks down alone: the same projections, without the
-            # bookkeeping of a batch (a third of the routing time).
-            node = 0
-            while self.children_left[node] >= 0:
-                proj = np.einsum("ij,ij->i", Z, self.direction[node : node + 1])[0]
-                node = (
-                    self.children_left[node]
-                    if proj <= self.threshold[node]
-                    else self.children_right[node]
-                )
-            return self.leaf_id[[node]]
         node = np.zeros(len(Z), dtype=int)
         for _ in range(self.depth):
             active = np.flatnonzero(self.children_left[node] >= 0)

@@ -5,7 +5,6 @@ the package's data layout (see :mod:`sklearn_mono` and ``docs/data_layout.rst``)
 and return a 2-D array of features.
 """
 
-import functools
 from itertools import product
 from numbers import Integral
 
@@ -20,7 +19,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._functions import resample, validate_functions
+from ._layout import resample, validate_functions
 
 __all__ = ["FourierEncoder", "PCAEncoder"]
 
@@ -188,14 +187,6 @@ class FourierEncoder(_FunctionEncoder):
                 f"{self.modes_.max(initial=0)} Fourier mode(s) fitted; expected at "
                 f"least {tuple(int(m) for m in need)} points."
             )
-        basis = _fourier_basis(grid, self.modes_, F.dtype)
-        if basis is not None:
-            # One product with the kept modes' basis: on small grids it is
-            # several times faster than an FFT followed by picking modes
-            # (3 against 37 µs for one 16x16 query), and it leaves the
-            # processor's caches to the expert evaluated next.
-            Z = np.matmul(F.reshape(F.shape[0], F.shape[1], -1), basis)
-            return Z.reshape(len(F), -1)
         axes = tuple(range(2, F.ndim))
         coef = np.fft.rfftn(F, axes=axes, norm="forward")
         index = tuple(
@@ -204,39 +195,6 @@ class FourierEncoder(_FunctionEncoder):
         picked = coef[(slice(None), slice(None)) + index]  # (n, C, n_freq)
         Z = np.concatenate([picked.real, picked.imag[:, :, 1:]], axis=2)
         return Z.reshape(len(F), -1).astype(F.dtype, copy=False)
-
-
-# Grids up to this many points times encoded values are encoded by one
-# matrix product with the modes' basis (1 MiB in float64); larger ones by FFT.
-_BASIS_SIZE = 2**17
-
-
-def _fourier_basis(grid, modes, dtype):
-    """The real basis that :class:`FourierEncoder` projects a channel onto,
-    ``(points, 2 * n_frequencies - 1)``: ``cos(2π k·x) / N`` for every kept
-    frequency, then ``-sin(2π k·x) / N`` for all but the zero one (the real
-    and imaginary parts of the normalised DFT). None when it would exceed
-    ``_BASIS_SIZE`` values."""
-    if np.prod(grid) * (2 * len(modes) - 1) > _BASIS_SIZE:
-        return None
-    modes = np.asarray(modes, dtype=np.int64)
-    return _cached_basis(tuple(grid), modes.tobytes(), modes.shape, np.dtype(dtype).str)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_basis(grid, modes, shape, dtype):
-    modes = np.frombuffer(modes, dtype=np.int64).reshape(shape)
-    # Phases 2π k·j / n per grid point j, computed in integers modulo n on
-    # each axis so that they stay exact on any grid.
-    points = np.indices(grid).reshape(len(grid), -1)  # (axes, points)
-    phase = sum(
-        np.mod(np.outer(points[axis], modes[:, axis]), n) / n for axis, n in enumerate(grid)
-    )
-    angle = 2 * np.pi * phase
-    basis = np.concatenate([np.cos(angle), -np.sin(angle[:, 1:])], axis=1) / np.prod(grid)
-    basis = basis.astype(dtype)
-    basis.flags.writeable = False
-    return basis
 
 
 def _is_half_space(k):

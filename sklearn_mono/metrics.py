@@ -1,7 +1,7 @@
 """Metrics for operator learning."""
 
 import numpy as np
-from sklearn.metrics import make_scorer
+from sklearn.metrics import make_scorer, r2_score
 from sklearn.utils.validation import check_array, check_consistent_length
 
 __all__ = ["relative_l2_error", "relative_l2_scorer"]
@@ -55,3 +55,16 @@ def relative_l2_error(y_true, y_pred, *, sample_weight=None):
 
 relative_l2_scorer = make_scorer(relative_l2_error, greater_is_better=False)
 relative_l2_scorer.__doc__ = """Scorer for GridSearchCV and cross_val_score: minus the relative L2 error."""
+
+
+def _flat_r2_score(y_true, y_pred, sample_weight=None):
+    """R² over every output value of a sample (channels and grid points alike),
+    weighted by their variance: ``1 - SSE / SST`` over all values."""
+    y_true = np.asarray(y_true)
+    n = len(y_true)
+    return r2_score(
+        y_true.reshape(n, -1),
+        np.asarray(y_pred).reshape(n, -1),
+        sample_weight=sample_weight,
+        multioutput="variance_weighted",
+    )

@@ -3,10 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_mono import MoNORegressor
+from sklearn_mono import MoNORegressor, NeuralOperatorRegressor
+from sklearn_mono.experts import MLP
 
-from .conftest import SMALL
+from .conftest import small_expert, small_mono
 
 
 def _with(X, index, value):
@@ -29,19 +33,27 @@ BAD_PREDICT = [
 ]
 
 
+@pytest.fixture(scope="module")
+def fitted_mlp(antiderivative_small):
+    expert = NeuralOperatorRegressor(module=MLP, module__width=8, module__n_layers=2, max_epochs=2)
+    return small_mono(2, expert=expert, leaf_epochs=2).fit(*antiderivative_small)
+
+
 @pytest.mark.parametrize("name, make, error, match", BAD_PREDICT, ids=[b[0] for b in BAD_PREDICT])
-def test_bad_predict_input_leaves_model_usable(name, make, error, match, fitted_small, antiderivative_small):
+def test_bad_predict_input_leaves_model_usable(
+    name, make, error, match, fitted_small, fitted_mlp, antiderivative_small
+):
     X, _ = antiderivative_small
-    model = fitted_small
     if make is None:
-        model = MoNORegressor(n_leaves=2, expert="mlp", **SMALL).fit(*antiderivative_small)
-        bad = X[:, None, ::2]
+        model, bad = fitted_mlp, X[:, None, ::2]
     else:
-        bad = make(X)
+        model, bad = fitted_small, make(X)
     before = model.predict(X)
     state = dict(vars(model))
     with pytest.raises(error, match=match):
         model.predict(bad)
+    with pytest.raises(error, match=match):
+        model.apply(bad)
     assert vars(model).keys() == state.keys()
     assert all(vars(model)[k] is state[k] for k in state)
     np.testing.assert_array_equal(model.predict(X), before)
@@ -49,6 +61,7 @@ def test_bad_predict_input_leaves_model_usable(name, make, error, match, fitted_
 
 BAD_FIT = [
     ("nan in y", lambda X, y: (X, _with(y, (0, 0), np.nan)), ValueError, "Input y contains NaN"),
+    ("inf in X", lambda X, y: (_with(X, (2, 2), np.inf), y), ValueError, "Input X contains infinity"),
     ("lengths", lambda X, y: (X, y[:-1]), ValueError, "inconsistent numbers of samples"),
     ("y grid", lambda X, y: (X, y[:, None, :8, None]), ValueError, "does not fit the grid"),
     ("no y", lambda X, y: (X, None), ValueError, "requires y to be passed"),
@@ -56,59 +69,66 @@ BAD_FIT = [
     ("object", lambda X, y: (_with(X, (0, 0), {"a": 1}), y), TypeError, "float"),
     ("grid_shape", lambda X, y: (X, y), ValueError, "cannot be folded"),
     ("device", lambda X, y: (X, y), ValueError, "device must be"),
-    ("expert", lambda X, y: (X, y), TypeError, "subclass of torch.nn.Module"),
+    ("expert", lambda X, y: (X, y), TypeError, "NeuralOperatorRegressor"),
+    ("expert parameter", lambda X, y: (X, y), InvalidParameterError, "max_epochs"),
 ]
-_BAD_PARAMS = {"grid_shape": {"grid_shape": (5, 5)}, "device": {"device": "tpu"}, "expert": {"expert": int}}
+_BAD_PARAMS = {
+    "grid_shape": {"grid_shape": (5, 5)},
+    "device": {"device": "tpu"},
+    "expert": {"expert": Ridge()},
+    "expert parameter": {"expert": small_expert(max_epochs=0)},
+}
 
 
 @pytest.mark.parametrize("name, make, error, match", BAD_FIT, ids=[b[0] for b in BAD_FIT])
 def test_bad_fit_input_keeps_the_previous_fit(name, make, error, match, antiderivative_small):
     X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=4, **SMALL).fit(X, y)
+    model = small_mono(4, expert=small_expert(max_epochs=2), leaf_epochs=1).fit(X, y)
+    params = model.get_params(deep=False)
     before = model.predict(X)
-    experts = model.experts_
+    state = dict(vars(model))
     model.set_params(**_BAD_PARAMS.get(name, {}))
     with pytest.raises(error, match=match):
         model.fit(*make(X, y))
-    assert model.experts_ is experts and model.n_features_in_ == 16
-    model.set_params(grid_shape=None, device="cpu", expert="fno")
+    fitted = {k for k in state if k.endswith("_")}
+    assert all(vars(model)[k] is state[k] for k in fitted)
+    assert model.n_features_in_ == 16
+    model.set_params(**params)
     np.testing.assert_array_equal(model.predict(X), before)
 
 
 def test_unfitted_model_says_so(antiderivative_small):
-    from sklearn.exceptions import NotFittedError
-
-    with pytest.raises(NotFittedError, match="not fitted yet"):
-        MoNORegressor().predict(antiderivative_small[0])
+    for method in ("predict", "apply"):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            getattr(MoNORegressor(), method)(antiderivative_small[0])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
-def test_cuda_requested_without_cuda(antiderivative_small):
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_requested_without_cuda(antiderivative_small, device):
     with pytest.raises(ValueError, match="CUDA is not available"):
-        MoNORegressor(n_leaves=1, device="cuda").fit(*antiderivative_small)
+        MoNORegressor(n_leaves=1, device=device).fit(*antiderivative_small)
 
 
-def test_invalid_parameter_values(antiderivative_small):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    with pytest.raises(InvalidParameterError, match="n_leaves"):
-        MoNORegressor(n_leaves=0).fit(*antiderivative_small)
-    with pytest.raises(InvalidParameterError, match="encoder"):
-        MoNORegressor(encoder="wavelet").fit(*antiderivative_small)
-
-
-def test_invalid_settings_found_before_training(fitted_small, antiderivative_small):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    X, y = antiderivative_small
-    with pytest.raises(InvalidParameterError, match="n_jobs"):
-        MoNORegressor(n_jobs=0).fit(X, y)
-    fitted_small.set_params(predict_batch_size=0)
-    try:
-        with pytest.raises(ValueError, match="predict_batch_size must be a positive integer"):
-            fitted_small.predict(X)
-    finally:
-        fitted_small.set_params(predict_batch_size=1024)
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_leaves": 0}, "n_leaves"),
+        ({"encoder": "wavelet"}, "encoder"),
+        ({"split": "random"}, "split"),
+        ({"min_samples_leaf": 0}, "min_samples_leaf"),
+        ({"overlap": 1.0}, "overlap"),
+        ({"leaf_epochs": 0}, "leaf_epochs"),
+        ({"grid_ndim": 4}, "grid_ndim"),
+        ({"device": 0}, "device"),
+        ({"expert": "fno"}, "expert"),
+        ({"expert": MLP}, "expert"),
+        ({"n_jobs": 1.5}, "n_jobs"),
+    ],
+)
+def test_invalid_parameter_values(params, match, antiderivative_small):
+    with pytest.raises(InvalidParameterError, match=match):
+        MoNORegressor(**params).fit(*antiderivative_small)
 
 
 class _IgnoresChannels(torch.nn.Module):
@@ -120,26 +140,20 @@ class _IgnoresChannels(torch.nn.Module):
         return self.map(x)
 
 
-def test_custom_expert_with_wrong_output_shape(antiderivative_small):
+def test_custom_module_with_wrong_output_shape(antiderivative_small):
     X, y = antiderivative_small
+    expert = NeuralOperatorRegressor(module=_IgnoresChannels, max_epochs=1)
     with pytest.raises(ValueError, match=r"returned an output of shape \(80, 3, 16\)"):
-        MoNORegressor(n_leaves=2, expert=_IgnoresChannels, **SMALL).fit(X, y)
+        small_mono(2, expert=expert).fit(X, y)
 
 
-def test_fast_and_full_validation_agree(fitted_small, antiderivative_small):
-    # Plain float arrays skip scikit-learn's checks; every other form of the
-    # same query goes through them and must give the same predictions, and a
-    # plain array that fails any check still gets scikit-learn's message.
+def test_other_forms_of_a_query_predict_alike(fitted_small, antiderivative_small):
+    # Lists, Fortran-ordered and float32 arrays are read as the plain array is.
     X = antiderivative_small[0][:5]
     expected = fitted_small.predict(X)
     np.testing.assert_array_equal(fitted_small.predict(X.tolist()), expected)
     np.testing.assert_array_equal(fitted_small.predict(np.asfortranarray(X)), expected)
+    np.testing.assert_array_equal(fitted_small.predict(X[:, None, :]), expected)
     np.testing.assert_allclose(
         fitted_small.predict(X.astype(np.float32)), expected, rtol=1e-5, atol=1e-6
     )
-    with pytest.raises(ValueError, match="NaN"):
-        fitted_small.predict(_with(X, (0, 0), np.nan))
-    with pytest.raises(ValueError, match="features, but MoNORegressor is expecting"):
-        fitted_small.predict(X[:, :-1])
-    with pytest.raises(ValueError, match="0 sample"):
-        fitted_small.predict(X[:0])

@@ -47,31 +47,6 @@ def test_fourier_channels_and_layouts(rng):
     np.testing.assert_allclose(flat.transform(X.reshape(5, -1)), z)
 
 
-@pytest.mark.parametrize(
-    "shape, grid_ndim", [((6, 1, 33), 1), ((6, 2, 12, 10), 2), ((6, 2, 6, 5, 7), 3), ((6, 64, 64), 2)]
-)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fourier_basis_and_fft_give_the_same_encoding(shape, grid_ndim, dtype, rng, monkeypatch):
-    # Small grids are encoded by one product with the modes' basis, large
-    # ones (64x64 here) by an FFT; both are the normalised DFT's modes, on
-    # the fit grid and on a finer one.
-    from sklearn_mono import encoders
-
-    X = rng.normal(size=shape).astype(dtype)
-    enc = FourierEncoder(n_modes=4, grid_ndim=grid_ndim).fit(X)
-    finer = np.repeat(X, 2, axis=-1)
-    got = [enc.transform(X), enc.transform(finer)]
-    for grid in (enc.grid_, finer.shape[-len(enc.grid_):]):
-        used = encoders._fourier_basis(grid, enc.modes_, dtype)
-        assert (used is None) == (shape[-1] == 64)
-    monkeypatch.setattr(encoders, "_BASIS_SIZE", 0)  # FFTs only
-    expected = [enc.transform(X), enc.transform(finer)]
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
-    for a, b in zip(got, expected):
-        assert a.dtype == b.dtype == dtype and a.shape == b.shape == (6, enc._n_features_out)
-        np.testing.assert_allclose(a, b, **tol)
-
-
 def test_fourier_errors(rng):
     enc = FourierEncoder(n_modes=4).fit(rng.normal(size=(3, 16, 16)))
     with pytest.raises(ValueError, match="too coarse"):

@@ -16,11 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sklearn_mono import MoNORegressor
+from .conftest import small_expert, small_mono
 
-from .conftest import SMALL
 
-TINY = {**SMALL, "width": 4, "max_epochs": 1, "root_epochs": 1}
+def tiny_mono(n_leaves, **params):
+    """A mixture of the smallest experts, one epoch each."""
+    return small_mono(n_leaves, expert=small_expert(module__width=4, max_epochs=1),
+                      leaf_epochs=1, **params)
+
 PREDICT_CASES = int(os.environ.get("SKLEARN_MONO_FUZZ_PREDICT", 500))
 FIT_CASES = int(os.environ.get("SKLEARN_MONO_FUZZ_FIT", 150))
 TRIED = {"predict": 0, "fit": 0, "predict worked": 0, "fit worked": 0}
@@ -75,7 +78,7 @@ def _finite_numeric(X):
 def model():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 16))
-    return MoNORegressor(n_leaves=3, **TINY).fit(X, np.cumsum(X, axis=1)), X
+    return tiny_mono(3).fit(X, np.cumsum(X, axis=1)), X
 
 
 @st.composite
@@ -127,13 +130,14 @@ def training_sets(draw):
     return X, y, n_leaves
 
 
+@pytest.mark.filterwarnings("ignore:Only .* leaves could be formed:UserWarning")
 @settings(max_examples=FIT_CASES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=training_sets())
 def test_fit_works_or_fails_cleanly(case):
     X, y, n_leaves = case
     TRIED["fit"] += 1
-    model = MoNORegressor(n_leaves=n_leaves, **{**TINY, "min_samples_leaf": 1})
+    model = tiny_mono(n_leaves, min_samples_leaf=1)
     try:
         model.fit(X, y)
     except Exception as exc:  # noqa: BLE001

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.model_selection import cross_val_score
 
-from sklearn_mono import MoNORegressor, relative_l2_error, relative_l2_scorer
+from sklearn_mono import relative_l2_error, relative_l2_scorer
 
-from .conftest import SMALL
+from .conftest import small_mono
 
 
 def test_relative_l2_known_values():
@@ -46,10 +46,20 @@ def test_scorer_is_minus_the_error(fitted_small, antiderivative_small):
     assert relative_l2_scorer(fitted_small, X, y) == pytest.approx(-expected)
 
 
+def test_score_is_r2_over_all_values(fitted_small, antiderivative_small):
+    # 1 - SSE / SST, each grid point's values taken about their own mean;
+    # as in scikit-learn's variance-weighted R², a point where y is constant
+    # (here x = 0, where every antiderivative is 0) is left out
+    X, y = antiderivative_small
+    varies = y.std(axis=0) > 0
+    assert not varies.all()
+    sse = np.square(y - fitted_small.predict(X))[:, varies].sum()
+    expected = 1 - sse / np.square(y - y.mean(axis=0))[:, varies].sum()
+    assert fitted_small.score(X, y) == pytest.approx(expected)
+
+
 def test_scorer_in_cross_val_score(antiderivative_small):
     X, y = antiderivative_small
-    scores = cross_val_score(
-        MoNORegressor(n_leaves=2, **SMALL), X, y, cv=2, scoring=relative_l2_scorer
-    )
+    scores = cross_val_score(small_mono(2), X, y, cv=2, scoring=relative_l2_scorer)
     assert scores.shape == (2,)
     assert np.all(np.isfinite(scores)) and np.all(scores < 0)

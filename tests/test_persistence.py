@@ -1,142 +1,284 @@
-"""Pickle, joblib and the pickle-free save/load format."""
+"""save/load (one safetensors file, no pickle), pickle and joblib."""
 
+import copy
 import io
+import json
+import pathlib
 import pickle
-import zipfile
+import struct
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
-from sklearn_mono import FourierEncoder, MoNORegressor, load
+from sklearn_mono import FourierEncoder, MoNORegressor, PCAEncoder, load, save
+from sklearn_mono import persistence
+from sklearn_mono.experts import MLP, NeuralOperatorRegressor
 
-from .conftest import SMALL
-from .test_regressor import _Linear
+from .conftest import WrapsFNO, small_expert, small_mono
+
+_FITTED = ("n_leaves_", "depth_", "n_params_active_", "n_params_routing_", "n_params_total_",
+           "device_", "grid_", "n_channels_in_", "n_features_in_", "target_layout_")
+_NET_FITTED = ("module_params_", "lr_", "max_epochs_", "n_params_", "grid_", "n_channels_in_",
+               "n_channels_out_", "n_features_in_", "target_layout_")
 
 
-def _same(a, b, X, without=()):
-    """a and b predict and route alike and report the same fitted attributes;
-    ``without`` names expert kwargs that a's file did not hold."""
-    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+def _fit(X, y, n_leaves=2, expert=None, **params):
+    """A quick mixture: two leaves, experts trained for two epochs."""
+    expert = expert or small_expert(max_epochs=2)
+    return small_mono(n_leaves, expert=expert, leaf_epochs=2, **params).fit(X, y)
+
+
+def _reload(model, tmp_path, **kwargs):
+    path = tmp_path / "model.safetensors"
+    save(model, path)
+    return load(path, **{"device": "cpu", **kwargs})
+
+
+def _params(estimator):
+    """Parameters, with nested estimators as (class, their parameters)."""
+    out = {}
+    for key, value in estimator.get_params(deep=False).items():
+        if key == "_params_to_validate":
+            continue
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            value = (type(value), _params(value))
+        out[key] = value
+    return out
+
+
+def _same(a, b, X):
+    """a, loaded, and b, the model it was saved from, predict and route
+    bitwise alike and have the same parameters and fitted state."""
+    pa, pb = a.predict(X), b.predict(X)
+    assert pa.dtype == pb.dtype and pa.shape == pb.shape
+    np.testing.assert_array_equal(pa, pb)
     np.testing.assert_array_equal(a.apply(X), b.apply(X))
-    for attr in ("n_params_active_", "n_params_total_", "n_params_routing_", "depth_", "n_leaves_", "grid_",
-                 "width_", "root_epochs_", "lr_"):
-        assert getattr(a, attr) == getattr(b, attr)
-    assert a.expert_kwargs_ == {k: v for k, v in b.expert_kwargs_.items() if k not in without}
-    # what the experts would drop if trained on (leaves fine-tuned from a
-    # root expert drop nothing)
-    for net_a, net_b in zip(a.experts_, b.experts_):
-        assert getattr(net_a.module_.operator, "dropout", None) == getattr(
-            net_b.module_.operator, "dropout", None
-        )
+    assert _params(a) == _params(b)
+    for name in _FITTED:
+        assert getattr(a, name) == getattr(b, name), name
+    np.testing.assert_array_equal(a.leaf_sizes_, b.leaf_sizes_)
+    assert hasattr(a, "feature_names_in_") == hasattr(b, "feature_names_in_")
+    if hasattr(b, "feature_names_in_"):
+        np.testing.assert_array_equal(a.feature_names_in_, b.feature_names_in_)
+    # the encoder
+    ea, eb = a.encoder_, b.encoder_
+    assert type(ea) is type(eb) and ea.get_params() == eb.get_params()
+    for name in ("grid_", "n_channels_", "n_features_in_"):
+        assert getattr(ea, name) == getattr(eb, name), name
+    if isinstance(eb, FourierEncoder):
+        np.testing.assert_array_equal(ea.modes_, eb.modes_)
+    else:
+        assert ea.n_components_ == eb.n_components_
+        for name in ("components_", "mean_", "explained_variance_"):
+            np.testing.assert_array_equal(getattr(ea.pca_, name), getattr(eb.pca_, name))
+    # the tree
+    for name in persistence._TREE_ARRAYS:
+        ta, tb = getattr(a.tree_, name), getattr(b.tree_, name)
+        assert ta.dtype == tb.dtype
+        np.testing.assert_array_equal(ta, tb)
+    # the experts
+    assert len(a.experts_) == len(b.experts_) == a.n_leaves_
+    for na, nb in zip(a.experts_, b.experts_):
+        for name in _NET_FITTED:
+            assert getattr(na, name) == getattr(nb, name), name
+        assert type(na.module_.operator) is type(nb.module_.operator)
+        assert not na.module_.training
+        sa, sb = na.module_.state_dict(), nb.module_.state_dict()
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            assert torch.equal(sa[key].cpu(), sb[key].cpu()), key
+
+
+@pytest.fixture(scope="module")
+def grid_2d():
+    X = np.random.default_rng(0).normal(size=(40, 8, 8))
+    return X, np.cumsum(X, axis=2) / 8
+
+
+# ------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("target", ["function", "scalar", "vector", "channels"])
+def test_round_trip_1d(target, antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    y = {"function": y, "scalar": y[:, -1], "vector": y[:, [0, -1]],
+         "channels": np.stack([y, X], axis=1)}[target]
+    model = _fit(X, y)
+    loaded = _reload(model, tmp_path)
+    _same(loaded, model, X)
+    assert loaded.predict(X).shape == y.shape
+    assert loaded.predict(X.astype(np.float32)).dtype == np.float32
 
 
 @pytest.mark.parametrize(
-    "params, target",
+    "params",
     [
-        ({}, "function"),
-        ({"encoder": "pca"}, "function"),
-        ({"encoder": FourierEncoder(n_modes=2), "split": "widest"}, "function"),
-        ({"expert": "mlp"}, "function"),
-        ({}, "scalar"),
-        ({}, "channels"),
+        {"encoder": "pca"},
+        {"encoder": PCAEncoder(n_components=3, whiten=True, random_state=0)},
+        {"encoder": FourierEncoder(n_modes=2, grid_shape=(16,)), "split": "widest", "overlap": 0},
+        {"n_leaves": 1},
+        {"n_leaves": 3, "random_state": np.int64(1)},
     ],
+    ids=["pca", "pca-object", "fourier-object", "one-leaf", "three-leaves"],
 )
-def test_save_load_round_trip(params, target, antiderivative_small, tmp_path):
+def test_round_trip_encoders_and_trees(params, antiderivative_small, tmp_path):
     X, y = antiderivative_small
-    y = {"function": y, "scalar": y[:, -1], "channels": np.stack([y, X], axis=1)}[target]
-    model = MoNORegressor(n_leaves=4, **SMALL, **params).fit(X, y)
-    path = tmp_path / "model.npz"
-    model.save(path)
-    loaded = load(path, device="cpu")
-    _same(loaded, model, X)
-    plain = lambda m: {k: v for k, v in m.get_params().items() if not hasattr(v, "get_params")}  # noqa: E731
-    assert plain(loaded) == plain(model)  # "auto" stays "auto"
-    assert loaded.get_params()["lr"] == "auto" and loaded.lr_ == model.lr_
-    # leaves fine-tuned at 0.3 * lr_ (a scalar target's MSE as well)
-    assert [net.lr for net in loaded.experts_] == [net.lr for net in model.experts_]
-    assert loaded.predict(X).shape == y.shape
+    model = _fit(X, y, **params)
+    _same(_reload(model, tmp_path), model, X)
+
+
+def test_round_trip_pca_of_many_samples_on_a_coarse_grid(antiderivative_small, tmp_path):
+    # With ten times more samples than grid points, PCA solves for the
+    # covariance's eigenvectors and its components_ are not C-contiguous.
+    X, y = antiderivative_small
+    X, y = X[:, ::2], y[:, ::2]
+    model = _fit(X, y, encoder="pca")
+    assert not model.encoder_.pca_.components_.flags["C_CONTIGUOUS"]
+    _same(_reload(model, tmp_path), model, X)
 
 
 @pytest.mark.parametrize("factorized", [True, False])
-def test_save_load_round_trip_on_a_2d_grid(factorized, tmp_path):
-    # The default FNO expert has factorised Fourier layers on 2-D grids; full
-    # ones are kept on request, and both come back as they were fitted.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 8, 8))
-    y = np.cumsum(X, axis=2) / 8
-    kwargs = {} if factorized else {"expert_kwargs": {"factorized": False}}
-    model = MoNORegressor(n_leaves=2, **SMALL, **kwargs).fit(X, y)
+def test_round_trip_2d(factorized, grid_2d, tmp_path):
+    X, y = grid_2d
+    model = _fit(X, y, expert=small_expert(max_epochs=2, module__factorized=factorized))
     layer = model.experts_[0].module_.operator.spectral[0]
     assert type(layer).__name__ == ("FactorizedSpectralConv" if factorized else "SpectralConv")
-    path = tmp_path / "model.npz"
-    model.save(path)
-    _same(load(path, device="cpu"), model, X)
+    loaded = _reload(model, tmp_path)
+    assert type(loaded.experts_[0].module_.operator.spectral[0]) is type(layer)
+    _same(loaded, model, X)
+    finer = np.random.default_rng(1).normal(size=(5, 16, 16))  # resolution invariance
+    np.testing.assert_array_equal(loaded.predict(finer), model.predict(finer))
+
+
+def test_round_trip_flat_rows_with_grid_shape(grid_2d, tmp_path):
+    X, y = grid_2d
+    flat_X, flat_y = X.reshape(len(X), -1), y.reshape(len(y), -1)
+    model = _fit(flat_X, flat_y, grid_shape=(8, 8))
+    loaded = _reload(model, tmp_path)
+    assert loaded.grid_shape == (8, 8) and loaded.grid_ == (8, 8)
+    _same(loaded, model, flat_X)
+    assert loaded.predict(flat_X).shape == flat_y.shape
+
+
+def test_round_trip_keeps_feature_names(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    model = _fit(frame, y)
+    loaded = _reload(model, tmp_path)
+    assert list(loaded.feature_names_in_) == list(frame.columns)
+    _same(loaded, model, frame)
 
 
 @pytest.mark.parametrize(
     "option",
     [
-        {"positional": "periodic"}, {"residual": False}, {"dropout": 0.3}, {"symmetric": True},
+        {"symmetric": True},
+        {"residual": True},
+        {"residual": False},
+        {"n_members": 3},
+        {"positional": "periodic"},
         {"positional": "even"},
+        {"padding": 0.25},
+        {"positional": None},  # None given explicitly, as the default value is
     ],
+    ids=lambda option: "-".join(f"{k}={v}" for k, v in option.items()),
 )
-def test_save_load_keeps_fno_options(option, tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=option).fit(X, X)
-    path = tmp_path / "model.npz"
-    model.save(path)
-    loaded = load(path, device="cpu")
+def test_round_trip_keeps_fno_options(option, antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    expert = small_expert(max_epochs=2, **{f"module__{k}": v for k, v in option.items()})
+    model = _fit(X, y, expert=expert)
+    loaded = _reload(model, tmp_path)
     (name, value), = option.items()
-    assert loaded.expert_kwargs_[name] == value
-    if name != "dropout":  # the leaves fine-tuned without (see _same)
-        assert getattr(loaded.experts_[0].module_.operator, name) == value
+    assert loaded.experts_[0].module_params_[name] == value
+    assert loaded.get_params()[f"expert__module__{name}"] == value
     _same(loaded, model, X)
-    fine = rng.normal(size=(5, 16, 16))
-    np.testing.assert_array_equal(loaded.predict(fine), model.predict(fine))
 
 
-@pytest.mark.parametrize("n_leaves, root_epochs, expected", [(1, 5, 0.3), (2, 5, 0.0), (2, 0, 0.3)])
-def test_loaded_experts_drop_as_they_trained(n_leaves, root_epochs, expected, tmp_path):
-    # Leaves fine-tuned from a root expert drop nothing; a lone expert, or
-    # leaves trained from scratch, keep the dropout they trained with.
-    X = np.random.default_rng(0).normal(size=(40, 8, 8))
-    params = {**SMALL, "n_leaves": n_leaves, "root_epochs": root_epochs}
-    model = MoNORegressor(**params, expert_kwargs={"dropout": 0.3}).fit(X, X)
-    model.save(tmp_path / "model.npz")
-    loaded = load(tmp_path / "model.npz", device="cpu")
-    for fitted in (model, loaded):
-        assert [net.module_.operator.dropout for net in fitted.experts_] == [expected] * n_leaves
-        assert fitted.expert_kwargs_["dropout"] == 0.3
-
-
-def test_save_load_keeps_feature_names(antiderivative_small, tmp_path):
-    X, y = antiderivative_small
-    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
-    model = MoNORegressor(n_leaves=2, **SMALL).fit(frame, y)
-    model.save(tmp_path / "m.npz")
-    loaded = load(tmp_path / "m.npz")
-    assert list(loaded.feature_names_in_) == list(frame.columns)
-    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
-
-
-def test_custom_expert_needs_custom_objects(antiderivative_small, tmp_path):
-    X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=2, expert=_Linear, **SMALL).fit(X, y)
-    model.save(tmp_path / "m.npz")
-    with pytest.raises(ValueError, match="custom_objects"):
-        load(tmp_path / "m.npz")
-    loaded = load(tmp_path / "m.npz", custom_objects={"_Linear": _Linear})
+def test_round_trip_2d_symmetric_members(grid_2d, tmp_path):
+    X, y = grid_2d
+    expert = small_expert(max_epochs=2, module__symmetric=True, module__n_members=3)
+    model = _fit(X, y, expert=expert)
+    loaded = _reload(model, tmp_path)
+    assert loaded.experts_[0].module_.operator.n_members == 3
     _same(loaded, model, X)
+
+
+def test_round_trip_mlp_expert(antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    expert = NeuralOperatorRegressor(MLP, module__width=8, module__n_layers=1, max_epochs=2,
+                                     lr=1e-3, batch_size=16)
+    model = _fit(X, y, expert=expert)
+    loaded = _reload(model, tmp_path)
+    assert isinstance(loaded.experts_[0].module_.operator, MLP)
+    _same(loaded, model, X)
+
+
+def test_round_trip_of_the_fixture_and_again(fitted_small, antiderivative_small, tmp_path):
+    # A loaded model saves again to the same description and tensors.
+    X, _ = antiderivative_small
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save(fitted_small, str(first))  # str and path-like paths
+    loaded = load(first, device="cpu")
+    _same(loaded, fitted_small, X)
+    save(loaded, second)
+    # the same header and tensor bytes (safetensors writes the two metadata
+    # entries in no fixed order, so the files' bytes may differ)
+    (ha, body_a), (hb, body_b) = _header(first), _header(second)
+    assert ha == hb and body_a == body_b
+
+
+def test_loading_leaves_the_global_torch_generator_alone(fitted_small, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save(fitted_small, path)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load(path, device="cpu")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_loaded_model_is_a_normal_estimator(fitted_small, antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    loaded = _reload(fitted_small, tmp_path)
+    assert _params(clone(loaded)) == _params(fitted_small)
+    assert loaded.get_params()["expert__module__width"] == 8
+    loaded.set_params(n_leaves=2, leaf_epochs=1, expert__max_epochs=1).fit(X, y)
+    assert loaded.n_leaves_ == 2 and loaded.predict(X).shape == y.shape
+    assert all(net.max_epochs_ == 1 for net in loaded.experts_)
+
+
+def test_file_holds_only_tensors_and_json(fitted_small, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save(fitted_small, path)
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    metadata = header.pop("__metadata__")
+    assert set(metadata) == {"description", "digest"}
+    description = json.loads(metadata["description"])
+    assert (description["format"], description["version"]) == (persistence.FORMAT, 1)
+    assert len(metadata["digest"]) == 64
+    for name, entry in header.items():
+        assert name.split(".")[0] in ("tree", "encoder", "experts")
+        assert set(entry) == {"dtype", "shape", "data_offsets"}
+    leaves = {name.split(".")[1] for name in header if name.startswith("experts.")}
+    assert leaves == {"0", "1", "2", "3"}
+    # what follows the header is the tensors' bytes, end to end
+    assert max(entry["data_offsets"][1] for entry in header.values()) == len(data) - 8 - n
+
+
+# ------------------------------------------------------- pickle and joblib
 
 
 def test_pickle_and_joblib_round_trips(fitted_small, antiderivative_small):
-    import joblib
-
     X, _ = antiderivative_small
     _same(pickle.loads(pickle.dumps(fitted_small)), fitted_small, X)
     buffer = io.BytesIO()
@@ -145,311 +287,254 @@ def test_pickle_and_joblib_round_trips(fitted_small, antiderivative_small):
     _same(joblib.load(buffer), fitted_small, X)
 
 
-def test_truncated_file_is_refused(fitted_small, tmp_path):
-    path = tmp_path / "m.npz"
-    fitted_small.save(path)
-    data = path.read_bytes()
-    for size in (0, 10, len(data) // 2, len(data) - 1):
-        (tmp_path / "cut.npz").write_bytes(data[:size])
-        with pytest.raises(ValueError, match="truncated or corrupted"):
-            load(tmp_path / "cut.npz")
+# ---------------------------------------------------------- custom classes
 
 
-def _rewrite(path, change):
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {name: archive[name].copy() for name in archive.files}
-    change(arrays)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def test_tampered_weights_and_description_are_refused(fitted_small, tmp_path):
-    path = tmp_path / "m.npz"
-
-    def weight(arrays):
-        key = next(k for k in arrays if k.startswith("experts/0/operator"))
-        arrays[key].flat[0] += 1.0
-
-    def description(arrays):
-        meta = arrays["__meta__"].tobytes().replace(b'"n_leaves_": 4', b'"n_leaves_": 5')
-        arrays["__meta__"] = np.frombuffer(meta, dtype=np.uint8)
-
-    for change in (weight, description):
-        fitted_small.save(path)
-        _rewrite(path, change)
-        with pytest.raises(ValueError, match="integrity check"):
-            load(path)
-
-
-def test_pickled_payload_is_never_executed(tmp_path):
-    ran = []
-
-    class Payload:
-        def __reduce__(self):
-            return (ran.append, ("executed",))
-
-    path = tmp_path / "evil.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        buffer = io.BytesIO()
-        np.save(buffer, np.array([Payload()], dtype=object), allow_pickle=True)
-        archive.writestr("__meta__.npy", buffer.getvalue())
-    with pytest.raises(ValueError, match="not a readable sklearn_mono model file"):
-        load(path)
-    assert ran == []
-
-
-def test_other_files_are_refused(tmp_path):
-    path = tmp_path / "other.npz"
-    np.savez(path, weights=np.zeros(3))
-    with pytest.raises(ValueError, match="description is missing"):
-        load(path)
-    with pytest.raises(FileNotFoundError):
-        load(tmp_path / "missing.npz")
-
-
-def test_save_refuses_what_it_cannot_describe(antiderivative_small, tmp_path):
+def test_custom_operator_needs_custom_objects(antiderivative_small, tmp_path):
     X, y = antiderivative_small
+    model = _fit(X, y, expert=small_expert(module=WrapsFNO, max_epochs=2))
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    with pytest.raises(ValueError, match=r"'WrapsFNO'.*custom_objects"):
+        load(path)
+    loaded = load(path, device="cpu", custom_objects={"WrapsFNO": WrapsFNO})
+    assert isinstance(loaded.experts_[0].module_.operator, WrapsFNO)
+    _same(loaded, model, X)
+
+
+def test_a_class_that_shadows_one_of_the_package_is_not_saved(fitted_small, tmp_path):
+    model = copy.deepcopy(fitted_small)
+    model.set_params(expert__module=type("FNO", (WrapsFNO,), {}))
+    with pytest.raises(TypeError, match="shadows"):
+        save(model, tmp_path / "m.safetensors")
+
+
+# ------------------------------------------------------- refused on save
+
+
+def test_save_refuses_what_it_cannot_describe(fitted_small, antiderivative_small, tmp_path):
+    X, y = antiderivative_small
+    path = tmp_path / "m.safetensors"
     with pytest.raises(NotFittedError):
-        MoNORegressor().save(tmp_path / "m.npz")
-    model = MoNORegressor(n_leaves=2, encoder=PCA(n_components=2), **SMALL).fit(X, y)
-    with pytest.raises(TypeError, match="joblib.dump"):
-        model.save(tmp_path / "m.npz")
+        save(MoNORegressor(), path)
+    with pytest.raises(TypeError, match="MoNORegressor"):
+        save(fitted_small.experts_[0], path)
+    model = _fit(X, y, encoder=PCA(n_components=2))
+    with pytest.raises(TypeError, match="joblib"):
+        save(model, path)
+    model = copy.deepcopy(fitted_small)
+    model.set_params(expert__optimizer__betas=object())  # not plain data
+    with pytest.raises(TypeError, match="joblib"):
+        save(model, path)
+    assert not path.exists()
+
+
+# ------------------------------------------------------- refused on load
+
+
+def _header(path):
+    data = pathlib.Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def _write(path, header, body):
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    pathlib.Path(path).write_bytes(struct.pack("<Q", len(text)) + text + body)
+
+
+def _resign(path, change):
+    """Change the description and write a valid digest, as anyone can."""
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+        description = json.loads(f.metadata()["description"])
+    text = change(description)
+    text = text if isinstance(text, str) else json.dumps(description)
+    save_file(tensors, str(path), metadata={"description": text,
+                                            "digest": persistence._digest(text, tensors)})
+
+
+@pytest.fixture
+def saved(fitted_small, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save(fitted_small, path)
+    return path
+
+
+def test_truncated_file_is_refused(saved, tmp_path):
+    data = saved.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    for size in (0, 5, 8, 8 + n // 2, 8 + n, 8 + n + 10, len(data) // 2, len(data) - 1):
+        cut = tmp_path / "cut.safetensors"
+        cut.write_bytes(data[:size])
+        with pytest.raises(ValueError, match="truncated"):
+            load(cut)
+
+
+@pytest.mark.parametrize(
+    "prefix", ["experts.0.", "experts.3.operator.", "tree.threshold", "encoder."]
+)
+def test_tampered_tensor_bytes_are_refused(prefix, saved):
+    header, body = _header(saved)
+    name = next(k for k in sorted(header) if k.startswith(prefix))
+    start = header[name]["data_offsets"][0]
+    body = bytearray(body)
+    body[start] ^= 1
+    _write(saved, header, bytes(body))
+    with pytest.raises(ValueError, match="integrity"):
+        load(saved)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [('"n_leaves_": 4', '"n_leaves_": 5'), ('"module__width": 8', '"module__width": 9')],
+)
+def test_tampered_description_is_refused(old, new, saved):
+    header, body = _header(saved)
+    text = header["__metadata__"]["description"]
+    assert old in text
+    header["__metadata__"]["description"] = text.replace(old, new)
+    _write(saved, header, body)
+    with pytest.raises(ValueError, match="integrity"):
+        load(saved)
+
+
+def test_tampered_digest_is_refused(saved):
+    header, body = _header(saved)
+    header["__metadata__"]["digest"] = "0" * 64
+    _write(saved, header, body)
+    with pytest.raises(ValueError, match="integrity"):
+        load(saved)
+
+
+def test_oversized_header_is_refused_before_reading(saved, tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the file was parsed")
+
+    monkeypatch.setattr(persistence, "safe_open", never)
+    huge = tmp_path / "huge.safetensors"
+    huge.write_bytes(struct.pack("<Q", 2**62) + b'{"__metadata__": {}}')
+    with pytest.raises(ValueError, match="header"):
+        load(huge)
+    monkeypatch.setattr(persistence, "MAX_HEADER", 64)  # a real file, over the limit
+    with pytest.raises(ValueError, match="oversized"):
+        load(saved)
+
+
+class _Touch:
+    """Unpickling this creates the file ``path``."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.path,))
+
+
+def test_pickle_payloads_are_never_executed(tmp_path):
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(_Touch(control)))
+    assert control.exists()  # the payload is live
+
+    marker = tmp_path / "marker"
+    payload = pickle.dumps(_Touch(marker))
+    files = {
+        "pickle": payload,
+        "length-prefixed": struct.pack("<Q", len(payload)) + payload,
+        "header": struct.pack("<Q", 8) + b"{}      " + payload,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    joblib.dump(_Touch(marker), tmp_path / "joblib")
+    torch.save({"x": _Touch(marker)}, tmp_path / "torch")
+    for name in [*files, "joblib", "torch"]:
+        with pytest.raises(ValueError):
+            load(tmp_path / name)
+    assert not marker.exists()
+
+
+def test_other_files_are_refused(tmp_path, rng):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    noise = tmp_path / "noise"
+    noise.write_bytes(rng.integers(0, 256, size=4096, dtype=np.uint8).tobytes())
+    small = tmp_path / "small"  # a small header length, then noise
+    small.write_bytes(struct.pack("<Q", 100) + rng.integers(0, 256, 200, dtype=np.uint8).tobytes())
+    for path in (empty, noise, small):
+        with pytest.raises(ValueError, match="not a readable sklearn_mono model file"):
+            load(path)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(plain))
+    with pytest.raises(ValueError, match="description is missing"):
+        load(plain)
+    save_file({"weight": torch.zeros(3)}, str(plain), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="description is missing"):
+        load(plain)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(version=2), "version 2"),
+        (lambda d: d.update(version=0), "version 0"),
+        (lambda d: d.pop("version"), "version None"),
+        (lambda d: d.update(format="another.Model"), "'another.Model'"),
+        (lambda d: "[1, 2]", "not a model description"),
+        (lambda d: "not json", "not a model description"),
+    ],
+    ids=["version-2", "version-0", "no-version", "format", "list", "not-json"],
+)
+def test_other_formats_and_versions_are_refused(change, message, saved):
+    _resign(saved, change)
+    with pytest.raises(ValueError, match=message):
+        load(saved)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.pop("tree"),
+        lambda d: d["params"].update(colour="blue"),
+        lambda d: d["expert_params"].update(module={"class": "os.system"}),
+        lambda d: d["experts"].append(d["experts"][0]),  # an expert without tensors
+        lambda d: d["expert_layout"].update(n_channels_in_=3),  # weights of another shape
+    ],
+    ids=["missing-part", "unknown-parameter", "unknown-class", "missing-tensors", "shapes"],
+)
+def test_consistent_digest_but_inconsistent_model_is_refused(change, saved):
+    _resign(saved, change)
+    with pytest.raises(ValueError):
+        load(saved)
+
+
+# ----------------------------------------------------------------- devices
+
+
+def test_load_device_is_checked(saved):
+    with pytest.raises(ValueError, match="device"):
+        load(saved, device="tpu")
+    loaded = load(saved, device="auto")
+    assert loaded.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_model_loads_on_cpu(antiderivative_small, tmp_path):
     X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=2, **{**SMALL, "device": "cuda"}).fit(X, y)
-    model.save(tmp_path / "m.npz")
-    loaded = load(tmp_path / "m.npz", device="cpu")
-    assert loaded.experts_[0].device == "cpu"
-    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-4, atol=1e-5)
-
-
-def test_a_plain_array_file_is_refused(tmp_path):
-    np.save(tmp_path / "weights.npy", np.zeros(3))
-    with pytest.raises(ValueError, match="not a readable sklearn_mono model file"):
-        load(tmp_path / "weights.npy")
-
-
-def _resign(path, change_meta):
-    """Edit the description and recompute the digest, as an attacker could."""
-    import json
-
-    from sklearn_mono._persistence import _digest
-
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {name: archive[name].copy() for name in archive.files}
-    meta = json.loads(arrays.pop("__meta__").tobytes())
-    arrays.pop("__digest__")
-    change_meta(meta)
-    meta_bytes = json.dumps(meta).encode()
-    arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    digest = _digest(meta_bytes, {k: v for k, v in arrays.items() if k != "__meta__"})
-    arrays["__digest__"] = np.frombuffer(digest.encode(), dtype=np.uint8)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def test_consistent_digest_but_inconsistent_model_is_refused(fitted_small, tmp_path):
-    path = tmp_path / "m.npz"
-
-    def huge_width(meta):  # would allocate terabytes if built before checking
-        meta["state"]["expert"]["kwargs"]["width"] = 10**6
-
-    def bad_parameter(meta):
-        meta["params"]["n_leaves"] = -3
-
-    def missing_part(meta):
-        del meta["state"]["tree"]
-
-    for change in (huge_width, bad_parameter, missing_part):
-        fitted_small.save(path)
-        _resign(path, change)
-        with pytest.raises(ValueError, match="consistent model"):
-            load(path)
-
-
-def _loaded_as_version(tmp_path, version, without):
-    """A small 2-D model fitted with ``expert_kwargs=without``, its file
-    rewritten as one of ``version`` whose expert kwargs did not have those
-    keywords, and the model loaded from it: ``(model, loaded, X)``. Before
-    version 8 the experts' GELUs were tanh approximations; ``model`` has
-    them too, as the release that wrote such a file trained it."""
-    X = np.random.default_rng(0).normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs=without).fit(X, X)
-    if version < 8:
-        _gelus_as_tanh(model)
-    path = tmp_path / "m.npz"
-    model.save(path)
-    _resign(path, _as_version(version, without=without))
-    return model, load(path, device="cpu"), X
-
-
-def _gelus(model):
-    """Every GELU layer of a fitted model's experts."""
-    return [m for net in model.experts_ for m in net.module_.modules() if isinstance(m, torch.nn.GELU)]
-
-
-def _gelus_as_tanh(model):
-    """Turn every GELU of a fitted model's experts into its tanh
-    approximation, as releases before format 8 trained them; return how many."""
-    gelus = _gelus(model)
-    for gelu in gelus:
-        gelu.approximate = "tanh"
-    return len(gelus)
-
-
-def _as_version(version, without):
-    """Make a file's description one of ``version``, whose expert kwargs did
-    not have the keywords ``without``."""
-    def change(meta):
-        meta["version"] = version
-        for name in without:
-            del meta["state"]["expert"]["kwargs"][name]
-            del meta["params"]["expert_kwargs"][name]
-
-    return change
-
-
-def test_files_of_version_2_load_with_full_fourier_layers(tmp_path):
-    # Version 2 files predate factorised layers (and residual blocks and
-    # dropout): their FNO kwargs do not name ``factorized`` and their experts
-    # have full layers, the FNO's default.
-    old = {"factorized": False, "residual": False, "dropout": 0.0}
-    model, loaded, X = _loaded_as_version(tmp_path, 2, without=old)
-    assert type(loaded.experts_[0].module_.operator.spectral[0]).__name__ == "SpectralConv"
-    _same(loaded, model, X, without=old)
-    # and a loaded model saves again, as it was built
-    loaded.save(tmp_path / "again.npz")
-    _same(load(tmp_path / "again.npz", device="cpu"), model, X, without=old)
-
-
-def test_files_of_version_4_load_with_plain_fourier_layers(tmp_path):
-    # Version 4 files predate residual blocks (and symmetric experts and
-    # dropout, version 6): their FNO kwargs name none of them, and their
-    # experts have plain layers with complex weights and linear coordinates,
-    # the FNO's defaults.
-    plain = {"residual": False, "dropout": 0.0}
-    model, loaded, X = _loaded_as_version(tmp_path, 4, without=plain)
-    operator = loaded.experts_[0].module_.operator
-    assert not operator.residual and not operator.symmetric and operator.dropout == 0
-    assert operator.positional == "linear"
-    _same(loaded, model, X, without=plain)
-
-
-def test_files_of_version_6_load_with_single_member_experts(tmp_path):
-    # Version 6 files predate experts with several members: their FNO kwargs
-    # do not name ``n_members`` and their experts have one member, the
-    # FNO's default.
-    single = {"n_members": 1}
-    model, loaded, X = _loaded_as_version(tmp_path, 6, without=single)
-    operator = loaded.experts_[0].module_.operator
-    assert operator.residual and operator.n_members == 1
-    assert operator.lift.out_channels == SMALL["width"]
-    _same(loaded, model, X, without=single)
-
-
-def test_files_of_version_7_load_with_the_tanh_gelu(tmp_path):
-    # Until format 8 the FNO experts used GELU's tanh approximation on every
-    # grid; 2-D and 3-D experts now use its exact form. A version-7 file loads
-    # with the form it was trained with, and predicts what it predicted then.
-    X = np.random.default_rng(0).normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL).fit(X, X)
-    gelus = _gelus(model)
-    assert gelus and all(g.approximate == "none" for g in gelus)
-    exact = model.predict(X)
-    path = tmp_path / "m.npz"
-    model.save(path)
-    assert load(path, device="cpu").predict(X) == pytest.approx(exact, abs=1e-6)
-
-    assert _gelus_as_tanh(model) == 2 * 2  # two experts: the blocks' GELU and the projection's
-    old = model.predict(X)
-    assert np.abs(old - exact).max() > 1e-4  # the two forms are told apart below
-    _resign(path, _as_version(7, without=()))
-    loaded = load(path, device="cpu")
-    assert loaded.predict(X) == pytest.approx(old, abs=1e-6)
-    # a loaded model saves again (as format 8) and keeps the tanh form
-    loaded.save(tmp_path / "again.npz")
-    assert load(tmp_path / "again.npz", device="cpu").predict(X) == pytest.approx(old, abs=1e-6)
-
-
-def test_one_dimensional_experts_keep_the_tanh_gelu(antiderivative_small):
-    X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=2, **SMALL).fit(X, y)
-    gelus = _gelus(model)
-    assert gelus and all(g.approximate == "tanh" for g in gelus)
-
-
-def test_experts_with_members_round_trip(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 8, 8))
-    model = MoNORegressor(n_leaves=2, **SMALL, expert_kwargs={"n_members": 2}).fit(X, X)
-    assert model.experts_[0].module_.operator.n_members == 2
-    path = tmp_path / "m.npz"
-    model.save(path)
-    loaded = load(path, device="cpu")
-    assert loaded.experts_[0].module_.operator.n_members == 2
-    assert loaded.n_params_active_ == model.n_params_active_
-    _same(loaded, model, X)
-
-
-def test_files_from_before_auto_defaults_load_with_the_values_they_name(antiderivative_small, tmp_path):
-    # Files written before width, root_epochs and lr could be "auto" hold
-    # numbers there and not the fitted width_, root_epochs_ and lr_, which are
-    # then read from the parameters; an "auto" left without them is resolved
-    # for the fitted grid and expert, as at fit.
-    X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=2, **{**SMALL, "lr": 2e-3}).fit(X, y)
-    path = tmp_path / "m.npz"
-    model.save(path)
-
-    def without_resolved(meta):
-        for name in ("width_", "root_epochs_", "lr_"):
-            del meta["state"]["fitted"][name]
-
-    _resign(path, without_resolved)
-    loaded = load(path, device="cpu")
-    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 5, 2e-3)
-    assert [net.lr for net in loaded.experts_] == pytest.approx([6e-4, 6e-4])  # 0.3 * lr_
-    _same(loaded, model, X)
-    # an "auto" left without them is resolved, the width read from the experts
-    model.set_params(width="auto", root_epochs="auto", lr="auto").save(path)
-    _resign(path, without_resolved)
-    loaded = load(path, device="cpu")
-    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 150, 6e-3)  # a 1-D FNO
-
-
-def test_files_keep_what_auto_became(antiderivative_small, tmp_path):
-    # A file holds the values the model trained with, whatever its parameters
-    # say after fit, and a model fitted before they were kept saves too.
-    X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=2, **{**SMALL, "lr": 2e-3}).fit(X, y)
-    model.set_params(lr="auto", root_epochs="auto")  # would resolve to 6e-3 and 150
-    path = tmp_path / "m.npz"
-    model.save(path)
-    loaded = load(path, device="cpu")
-    assert (loaded.root_epochs_, loaded.lr_) == (5, 2e-3)
-    assert [net.lr for net in loaded.experts_] == pytest.approx([6e-4, 6e-4])  # 0.3 * lr_
-    for name in ("width_", "root_epochs_", "lr_", "expert_kwargs_"):
-        delattr(model, name)
-    model.set_params(lr=2e-3, root_epochs=5).save(path)
-    loaded = load(path, device="cpu")
-    assert (loaded.width_, loaded.root_epochs_, loaded.lr_) == (8, 5, 2e-3)
-
-
-def test_other_format_versions_are_refused(fitted_small, tmp_path):
-    path = tmp_path / "m.npz"
-    fitted_small.save(path)
-    _resign(path, lambda meta: meta.update(version=1))
-    with pytest.raises(ValueError, match="format version 1; this release reads versions 2, 3, 4, 5, 6, 7"):
-        load(path)
-
-
-def test_save_uses_what_was_fitted_and_numpy_scalars(antiderivative_small, tmp_path):
-    X, y = antiderivative_small
-    model = MoNORegressor(n_leaves=np.int64(2), **{**SMALL, "random_state": np.int64(0)}).fit(X, y)
-    model.set_params(width=64, expert="mlp")  # changed after fit: not what the experts are
-    model.save(tmp_path / "m.npz")
-    loaded = load(tmp_path / "m.npz")
-    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    model = _fit(X, y, device="cuda")
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    on_cpu = load(path, device="cpu")
+    assert on_cpu.device_ == "cpu"
+    assert all(net.device == "cpu" for net in on_cpu.experts_)
+    assert all(p.device.type == "cpu" for net in on_cpu.experts_ for p in net.module_.parameters())
+    np.testing.assert_allclose(on_cpu.predict(X), model.predict(X), rtol=1e-4, atol=1e-5)
+    on_gpu = load(path, device="cuda")
+    np.testing.assert_allclose(on_gpu.predict(X), model.predict(X), rtol=1e-6, atol=1e-7)
+    # and a model saved on the CPU loads on the GPU
+    save(on_cpu, path)
+    again = load(path, device="cuda")
+    assert all(p.device.type == "cuda" for p in again.experts_[0].module_.parameters())
+    np.testing.assert_allclose(again.predict(X), on_cpu.predict(X), rtol=1e-4, atol=1e-5)

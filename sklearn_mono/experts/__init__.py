@@ -1,16 +1,17 @@
-"""Neural operators used as the experts of a mixture, and their training."""
+"""Neural operators used as the experts of a mixture, and the regressor that trains one."""
 
+from ._estimator import NeuralOperatorRegressor
 from ._fno import FNO, MLP
-from ._net import RelativeL2Loss, Standardized, StandardizedMSELoss, count_parameters
+from ._losses import RelativeL2Loss, Standardized, StandardizedMSELoss
 from ._spectral import FactorizedSpectralConv, SpectralConv
 
 __all__ = [
     "FNO",
     "FactorizedSpectralConv",
     "MLP",
+    "NeuralOperatorRegressor",
     "RelativeL2Loss",
     "SpectralConv",
     "Standardized",
     "StandardizedMSELoss",
-    "count_parameters",
 ]

@@ -68,25 +68,6 @@ def _check_grid_shape(grid_shape):
     return grid
 
 
-def _plainly_valid(estimator, X):
-    """True for a query the full validation would accept and return as it is.
-
-    A non-empty float ndarray with finite values and, when 2-D, the fitted
-    number of features, for an estimator fitted without feature names. Any
-    other input goes through scikit-learn's checks and their messages. This
-    keeps single-query ``predict`` fast.
-    """
-    return (
-        type(X) is np.ndarray
-        and X.dtype in FLOAT_DTYPES
-        and X.ndim >= 2
-        and X.size > 0
-        and (X.ndim > 2 or X.shape[1] == getattr(estimator, "n_features_in_", -1))
-        and not hasattr(estimator, "feature_names_in_")
-        and bool(np.isfinite(X).all())
-    )
-
-
 def validate_functions(
     estimator, X, *, reset, grid_shape=None, grid_ndim=None, fitted_grid_ndim=None
 ):
@@ -114,9 +95,7 @@ def validate_functions(
     layout : InputLayout
     """
     ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
-    if not reset and _plainly_valid(estimator, X):
-        pass  # what the checks below would return unchanged, at a fraction of the cost
-    elif ndim <= 2:
+    if ndim <= 2:
         X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
     else:
         X = check_array(X, allow_nd=True, dtype=FLOAT_DTYPES, input_name="X")
@@ -228,3 +207,33 @@ def resample(F, grid):
         if old != new:
             F = signal.resample(F, new, axis=axis)
     return F
+
+
+def validate_query(estimator, X, grid_shape, resolution_invariant):
+    """Validate ``X`` at predict against what ``estimator`` was fitted on.
+
+    ``estimator`` has ``grid_`` and ``n_channels_in_``. Another grid than at
+    fit is accepted when ``resolution_invariant``.
+
+    Returns
+    -------
+    F : ndarray of shape (n_samples, n_channels, *grid)
+    layout : InputLayout
+    """
+    F, layout = validate_functions(
+        estimator, X, reset=False, grid_shape=grid_shape, fitted_grid_ndim=len(estimator.grid_)
+    )
+    name = type(estimator).__name__
+    if layout.n_channels != estimator.n_channels_in_:
+        raise ValueError(
+            f"X has {layout.n_channels} input channel(s), but {name} was fitted with "
+            f"{estimator.n_channels_in_}."
+        )
+    if layout.grid != estimator.grid_ and not resolution_invariant:
+        raise ValueError(
+            f"X is sampled on the grid {layout.grid}, but {name} was fitted on "
+            f"{estimator.grid_} and its operator works at one resolution only. "
+            f"Resample X to {estimator.grid_}, or use a resolution-invariant operator "
+            f"such as the FNO."
+        )
+    return F, layout

@@ -1,0 +1,351 @@
+"""Saving and loading fitted mixtures: safetensors weights and a JSON description.
+
+A model file is one `safetensors <https://huggingface.co/docs/safetensors>`_
+file: the encoder's, the tree's and every expert's arrays as tensors, and in
+its header the model's description as JSON (its parameters and everything
+learned that is not an array) with a SHA-256 digest of the description and
+the tensors. Loading runs no code from the file (no pickle), checks the
+header's size against the file before reading anything, and refuses a file
+whose digest does not match with a ``ValueError``.
+
+Only this package's encoders, operators, losses and a few torch optimizers
+are rebuilt by name; a user's operator class is passed to :func:`load` in
+``custom_objects``. Nothing is imported by a name read from a file.
+"""
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from sklearn.decomposition import PCA
+from sklearn.utils.validation import check_is_fitted
+
+from ._layout import TargetLayout
+from ._partition import KDPartition
+from ._regressor import MoNORegressor
+from ._training import resolve_device
+from .encoders import FourierEncoder, PCAEncoder
+from .experts import MLP, FNO, NeuralOperatorRegressor, RelativeL2Loss, StandardizedMSELoss
+
+__all__ = ["load", "save"]
+
+FORMAT, VERSION = "sklearn_mono.MoNORegressor", 1
+MAX_HEADER = 64 * 2**20  # bytes of JSON header a model file may hold
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (FNO, MLP, RelativeL2Loss, StandardizedMSELoss, FourierEncoder, PCAEncoder,
+                torch.optim.AdamW, torch.optim.Adam, torch.optim.SGD)
+}
+_TREE_ARRAYS = ("direction", "threshold", "children_left", "children_right", "parent",
+                "leaf_id", "node_depth", "leaf_nodes")
+_PCA_ARRAYS = ("components_", "mean_", "explained_variance_", "explained_variance_ratio_",
+               "singular_values_")
+_DEFAULT_EXPERT = NeuralOperatorRegressor().get_params(deep=False)
+
+
+def save(model, path):
+    """Write a fitted :class:`~sklearn_mono.MoNORegressor` to ``path``.
+
+    Parameters
+    ----------
+    model : MoNORegressor
+        A fitted model whose encoder is "fourier", "pca" or one of this
+        package's encoders; use ``joblib.dump`` for others.
+    path : str or path-like
+        Destination file; conventionally ``*.safetensors``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn_mono import MoNORegressor, NeuralOperatorRegressor, load, save
+    >>> X = np.random.default_rng(0).normal(size=(40, 16))
+    >>> expert = NeuralOperatorRegressor(module__width=4, max_epochs=2)
+    >>> model = MoNORegressor(2, expert=expert, min_samples_leaf=5, leaf_epochs=2,
+    ...                       random_state=0).fit(X, X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> save(model, path)
+    >>> bool(np.array_equal(load(path).predict(X), model.predict(X)))
+    True
+    """
+    if not isinstance(model, MoNORegressor):
+        raise TypeError(f"save() writes a MoNORegressor, got {type(model).__name__}.")
+    check_is_fitted(model)
+    tensors = {}
+    params = model.get_params(deep=False)
+    if params["expert"] is not None:
+        params["expert"] = _expert_params(params["expert"])
+    if not isinstance(params["encoder"], str):
+        params["encoder"] = {"class": _name_of(type(params["encoder"]), "encoder"),
+                             "params": params["encoder"].get_params()}
+    if not isinstance(params["random_state"], (int, np.integer, type(None))):
+        params["random_state"] = None  # a RandomState instance is not plain data
+    tree = model.tree_
+    for name in _TREE_ARRAYS:
+        tensors[f"tree.{name}"] = _tensor(getattr(tree, name))
+    experts = []
+    for leaf, net in enumerate(model.experts_):
+        for key, value in net.module_.state_dict().items():
+            tensors[f"experts.{leaf}.{key}"] = value.detach().cpu().contiguous()
+        experts.append({"lr_": net.lr_, "max_epochs_": net.max_epochs_,
+                        "module_params_": net.module_params_, "n_params_": net.n_params_})
+    net = model.experts_[0]
+    description = {
+        "format": FORMAT,
+        "version": VERSION,
+        "params": params,
+        "encoder": _encoder_state(model.encoder_, tensors),
+        "tree": {"n_leaves": tree.n_leaves, "min_samples_leaf": tree.min_samples_leaf,
+                 "split": tree.split},
+        "expert_params": _expert_params(net, skip=("device", "random_state")),
+        "experts": experts,
+        "expert_layout": {"grid_": net.grid_, "n_channels_in_": net.n_channels_in_,
+                          "n_channels_out_": net.n_channels_out_,
+                          "n_features_in_": net.n_features_in_,
+                          "target_layout_": asdict(net.target_layout_)},
+        "fitted": {name: getattr(model, name) for name in (
+            "n_leaves_", "depth_", "n_params_active_", "n_params_routing_", "n_params_total_",
+            "device_", "grid_", "n_channels_in_", "n_features_in_", "leaf_sizes_",
+        )},
+        "target_layout_": asdict(model.target_layout_),
+        "feature_names_in_": getattr(model, "feature_names_in_", None),
+    }
+    try:
+        text = json.dumps(description, default=_plain, sort_keys=True)
+    except TypeError as error:
+        raise TypeError(
+            f"This model cannot be written to a model file, which holds only plain data "
+            f"({error}); use joblib.dump for it."
+        ) from None
+    metadata = {"description": text, "digest": _digest(text, tensors)}
+    save_file(tensors, os.fspath(path), metadata=metadata)
+
+
+def load(path, *, device="auto", custom_objects=None):
+    """Read a model written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+    device : str, default="auto"
+        Device of the loaded experts: "auto" (CUDA when available), "cpu",
+        "cuda" or "cuda:N"; a model saved on a GPU loads on a CPU.
+    custom_objects : dict, default=None
+        Operator classes of one's own by name, e.g. ``{"MyOperator":
+        MyOperator}``, for models whose expert uses them.
+
+    Returns
+    -------
+    model : MoNORegressor
+        The fitted model, ready to predict.
+    """
+    description, tensors = _read(path)
+    try:
+        return _rebuild(description, tensors, resolve_device(device), custom_objects or {})
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} describes a model that cannot be rebuilt: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _read(path):
+    """The description and tensors of a model file, checked before use."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    header = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+    if header is None or header > MAX_HEADER or 8 + header > size:
+        raise ValueError(
+            f"{path} is not a readable sklearn_mono model file: its header is missing, "
+            f"oversized or longer than the file ({size} bytes); it may be truncated."
+        )
+    try:
+        with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a readable sklearn_mono model file: {error}. It may be truncated "
+            f"or corrupted."
+        ) from None
+    text = metadata.get("description")
+    if text is None or _digest(text, tensors) != metadata.get("digest"):
+        raise ValueError(
+            f"{path} failed its integrity check: its description is missing, or the file "
+            f"was altered or damaged after it was saved. Refusing to load it."
+        )
+    try:
+        description = json.loads(text)
+    except ValueError:
+        description = None
+    if not isinstance(description, dict):
+        raise ValueError(f"{path} holds something that is not a model description.")
+    if description.get("format") != FORMAT or description.get("version") != VERSION:
+        raise ValueError(
+            f"{path} holds {description.get('format')!r} version "
+            f"{description.get('version')!r}; this release reads {FORMAT!r} version {VERSION}."
+        )
+    return description, tensors
+
+
+def _rebuild(description, tensors, device, custom_objects):
+    classes = {**_CLASSES, **custom_objects}
+    params = dict(description["params"])
+    expert = None if params["expert"] is None else _expert_from(params["expert"], classes)
+    if isinstance(params["encoder"], dict):
+        spec = params["encoder"]
+        spec_params = {**spec["params"], "grid_shape": _tuple(spec["params"].get("grid_shape"))}
+        params["encoder"] = _class(spec["class"], classes)(**spec_params)
+    params["grid_shape"] = _tuple(params["grid_shape"])
+    model = MoNORegressor(**{**params, "expert": expert})
+
+    encoder = _encoder_from(description["encoder"], tensors, classes)
+    spec = description["tree"]
+    tree = KDPartition(spec["n_leaves"], spec["min_samples_leaf"], spec["split"])
+    for name in _TREE_ARRAYS:
+        setattr(tree, name, tensors[f"tree.{name}"].numpy())
+    tree.leaf_samples = tree.node_samples = None  # training data are not kept
+    layout = description["expert_layout"]
+    experts = []
+    for leaf, fitted in enumerate(description["experts"]):
+        net = _expert_from(description["expert_params"], classes).set_params(device=device)
+        for name, value in {**layout, **fitted}.items():
+            setattr(net, name, value)
+        net.grid_ = tuple(net.grid_)
+        net.target_layout_ = TargetLayout(**layout["target_layout_"])
+        prefix = f"experts.{leaf}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        net.stats_ = tuple(state[k] for k in ("x_shift", "x_scale", "y_shift", "y_scale"))
+        with torch.random.fork_rng(devices=[]):  # the weights are overwritten below
+            net.initialize()
+        if net.module_params_ != fitted["module_params_"]:
+            raise TypeError(
+                f"the expert of leaf {leaf} was built with {fitted['module_params_']}, "
+                f"which this release's defaults do not rebuild"
+            )
+        net.module_.load_state_dict(state)
+        net.module_.eval()
+        experts.append(net)
+
+    fitted = description["fitted"]
+    for name, value in fitted.items():
+        setattr(model, name, value)
+    model.grid_ = tuple(model.grid_)
+    model.leaf_sizes_ = np.asarray(model.leaf_sizes_)
+    model.device_ = device
+    model.target_layout_ = TargetLayout(**description["target_layout_"])
+    if description["feature_names_in_"] is not None:
+        model.feature_names_in_ = np.asarray(description["feature_names_in_"], dtype=object)
+    model.encoder_, model.tree_, model.experts_ = encoder, tree, experts
+    return model
+
+
+def _expert_params(net, skip=()):
+    """An expert's parameters as plain data: classes by name, skorch's defaults left out."""
+    out = {}
+    for key, value in net.get_params(deep=False).items():
+        default = key in _DEFAULT_EXPERT and value is _DEFAULT_EXPERT[key]
+        if key in skip or key == "_params_to_validate" or default:
+            continue
+        out[key] = {"class": _name_of(value, key)} if isinstance(value, type) else value
+    return out
+
+
+def _expert_from(spec, classes):
+    params = {k: (_class(v["class"], classes) if isinstance(v, dict) and "class" in v else v)
+              for k, v in spec.items()}
+    params["grid_shape"] = _tuple(params.get("grid_shape"))
+    return NeuralOperatorRegressor(**params)
+
+
+def _name_of(cls, what):
+    """The name a class is saved under."""
+    name = cls.__name__
+    if _CLASSES.get(name, cls) is not cls:
+        raise TypeError(f"{what} class {cls.__qualname__} shadows this package's {name}")
+    return name
+
+
+def _class(name, classes):
+    if name not in classes:
+        raise ValueError(
+            f"The model file names the class {name!r}, which is not one of this package's; "
+            f"pass it to load() as custom_objects={{{name!r}: {name}}}."
+        )
+    return classes[name]
+
+
+def _encoder_state(encoder, tensors):
+    if type(encoder) not in (FourierEncoder, PCAEncoder):
+        raise TypeError(
+            f"save() supports the encoders FourierEncoder and PCAEncoder; this model's "
+            f"encoder is {type(encoder).__name__}. Use joblib.dump instead."
+        )
+    state = {"class": type(encoder).__name__, "params": encoder.get_params(),
+             "grid_": encoder.grid_, "n_channels_": encoder.n_channels_,
+             "n_features_in_": encoder.n_features_in_}
+    if isinstance(encoder, FourierEncoder):
+        tensors["encoder.modes_"] = _tensor(encoder.modes_)
+    else:
+        pca = encoder.pca_
+        state["n_components_"] = encoder.n_components_
+        state["pca"] = {"n_components_": pca.n_components_, "n_samples_": pca.n_samples_,
+                        "noise_variance_": float(pca.noise_variance_),
+                        "n_features_in_": pca.n_features_in_}
+        for name in _PCA_ARRAYS:
+            tensors[f"encoder.pca.{name}"] = _tensor(getattr(pca, name))
+    return state
+
+
+def _encoder_from(state, tensors, classes):
+    params = {**state["params"], "grid_shape": _tuple(state["params"].get("grid_shape"))}
+    encoder = _class(state["class"], classes)(**params)
+    encoder.grid_, encoder.n_channels_ = tuple(state["grid_"]), state["n_channels_"]
+    encoder.n_features_in_ = state["n_features_in_"]
+    if isinstance(encoder, FourierEncoder):
+        encoder.modes_ = tensors["encoder.modes_"].numpy()
+    else:
+        encoder.n_components_ = state["n_components_"]
+        pca = PCA(n_components=state["pca"]["n_components_"], whiten=encoder.whiten,
+                  random_state=encoder.random_state)
+        for name, value in state["pca"].items():
+            setattr(pca, name, value)
+        for name in _PCA_ARRAYS:
+            setattr(pca, name, tensors[f"encoder.pca.{name}"].numpy())
+        encoder.pca_ = pca
+    return encoder
+
+
+def _tensor(array):
+    """A contiguous CPU tensor of a numpy array (safetensors stores no strides)."""
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _tuple(value):
+    return None if value is None else tuple(value)
+
+
+def _plain(value):
+    """JSON form of numpy values and tuples-in-arrays."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not plain data")
+
+
+def _digest(text, tensors):
+    """SHA-256 of the description and every tensor (name, dtype, shape, bytes)."""
+    h = hashlib.sha256(text.encode())
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
