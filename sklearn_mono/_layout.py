@@ -1,23 +1,9 @@
 """Sampled functions: how arrays map to grids and channels.
 
-Every estimator in the package works internally on *canonical* arrays of
-shape ``(n_samples, n_channels, *grid)``. This module turns the layouts users
-pass into that form, turns predictions back into the layout ``y`` had at fit,
-and resamples functions between grids.
-
-The rules (also in ``docs/data_layout.rst``):
-
-* 2-D ``X`` of shape ``(n_samples, n_features)`` is a 1-D function sampled at
-  ``n_features`` points, unless ``grid_shape`` is given: then each row is
-  unfolded (C order, channels first) into ``(n_channels, *grid_shape)``.
-* N-D ``X`` has its grid in the trailing ``grid_ndim`` axes; between the
-  sample axis and the grid there is either nothing (one channel) or one
-  channel axis. Without ``grid_ndim`` every axis after the first is a grid
-  axis.
-* ``y`` is a function on the grid of ``X`` when its trailing axes equal that
-  grid, with or without a channel axis in front of them. A 1-D ``y`` is one
-  scalar per sample and a 2-D ``y`` that does not match the grid is a vector
-  of scalars per sample (a *functional* of the input).
+Estimators work internally on *canonical* arrays of shape
+``(n_samples, n_channels, *grid)``. This module turns the layouts of
+``docs/data_layout.rst`` into that form, turns predictions back into the
+layout of ``y`` at fit, and resamples functions between grids.
 """
 
 from dataclasses import dataclass
@@ -62,8 +48,7 @@ def _check_grid_shape(grid_shape):
         float(g) != float(h) for g, h in zip(grid, grid_shape)
     ):
         raise ValueError(
-            f"grid_shape must be a non-empty tuple of positive integers, got "
-            f"{grid_shape!r}."
+            f"grid_shape must be a non-empty tuple of positive integers, got {grid_shape!r}."
         )
     return grid
 
@@ -71,28 +56,11 @@ def _check_grid_shape(grid_shape):
 def validate_functions(
     estimator, X, *, reset, grid_shape=None, grid_ndim=None, fitted_grid_ndim=None
 ):
-    """Validate ``X`` and return it as ``(n_samples, n_channels, *grid)``.
+    """Validate ``X`` and return it as ``(n_samples, n_channels, *grid)`` with its layout.
 
-    Parameters
-    ----------
-    estimator : estimator instance
-        Receives ``n_features_in_`` (and ``feature_names_in_``) when ``reset``.
-    X : array-like
-        The user's input.
-    reset : bool
-        True at fit, False at predict/transform.
-    grid_shape : tuple of int or None
-        How to fold 2-D input.
-    grid_ndim : int or None
-        Number of grid axes of N-D input (fit only).
-    fitted_grid_ndim : int or None
-        Number of grid axes seen at fit (predict only).
-
-    Returns
-    -------
-    F : ndarray of shape (n_samples, n_channels, *grid)
-        Float32 or float64 array.
-    layout : InputLayout
+    ``reset`` is True at fit, where ``estimator`` receives ``n_features_in_``
+    and ``grid_ndim`` applies; at predict, ``fitted_grid_ndim`` is the number
+    of grid axes seen at fit.
     """
     ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
     if ndim <= 2:
@@ -132,46 +100,34 @@ def validate_functions(
         d = len(grid_shape)
     else:
         d = X.ndim - 1
-    extra = X.ndim - 1 - d
-    if extra == 0:
-        F = X[:, None]
-    elif extra == 1:
-        F = X
-    else:
+    if X.ndim - 1 - d not in (0, 1):
         raise ValueError(
             f"X has shape {X.shape} but the grid has {d} dimension(s); expected "
             f"(n_samples, *grid) or (n_samples, n_channels, *grid), i.e. an array "
             f"with {d + 1} or {d + 2} dimensions."
         )
+    F = X if X.ndim == d + 2 else X[:, None]
     return F, InputLayout(tuple(F.shape[2:]), F.shape[1], False)
 
 
 def validate_targets(y, layout, grid_shape=None):
-    """Validate ``y`` against the input layout; return 2-D or canonical ``Y``.
+    """Validate ``y`` against the input layout; return ``Y`` and its ``TargetLayout``.
 
-    Returns
-    -------
-    Y : ndarray
-        ``(n_samples, n_channels, *grid)`` for function targets, otherwise
-        ``(n_samples, n_outputs)``.
-    target_layout : TargetLayout
+    ``Y`` is ``(n_samples, n_channels, *grid)`` for function targets and
+    ``(n_samples, n_outputs)`` otherwise.
     """
-    y = check_array(
-        y, ensure_2d=False, allow_nd=True, dtype=FLOAT_DTYPES, input_name="y"
-    )
+    y = check_array(y, ensure_2d=False, allow_nd=True, dtype=FLOAT_DTYPES, input_name="y")
     grid = layout.grid
-    d = len(grid)
-    n = y.shape[0]
     if y.ndim == 1:
         return y[:, None], TargetLayout("scalar", 1, False, False)
     if tuple(y.shape[1:]) == grid:
         return y[:, None], TargetLayout("function", 1, False, False)
-    if y.ndim == d + 2 and tuple(y.shape[2:]) == grid:
+    if y.ndim == len(grid) + 2 and tuple(y.shape[2:]) == grid:
         return y, TargetLayout("function", y.shape[1], True, False)
     size = prod(grid)
     if y.ndim == 2 and grid_shape is not None and layout.flat and y.shape[1] % size == 0:
         channels = y.shape[1] // size
-        return y.reshape(n, channels, *grid), TargetLayout("function", channels, True, True)
+        return y.reshape(len(y), channels, *grid), TargetLayout("function", channels, True, True)
     if y.ndim == 2:
         return y, TargetLayout("vector", y.shape[1], False, False)
     raise ValueError(
@@ -183,25 +139,16 @@ def validate_targets(y, layout, grid_shape=None):
 
 def restore_targets(P, target_layout):
     """Return predictions ``P`` in the layout ``y`` had at fit."""
-    kind = target_layout.kind
-    if kind == "scalar":
-        return P[:, 0]
-    if kind == "vector":
+    if target_layout.kind == "vector":
         return P
     if target_layout.flat:
         return P.reshape(P.shape[0], -1)
-    if target_layout.channel_axis:
-        return P
-    return P[:, 0]
+    return P if target_layout.channel_axis else P[:, 0]  # scalar: no channel axis
 
 
 def resample(F, grid):
-    """Resample canonical functions ``F`` onto ``grid`` by Fourier interpolation.
-
-    Functions are treated as periodic samples ``x_j = j / N`` on each axis, the
-    convention of the spectral layers; a band-limited function is resampled
-    exactly.
-    """
+    """Resample canonical functions ``F`` onto ``grid`` by Fourier interpolation
+    (periodic samples at ``x_j = j / N``; exact for band-limited functions)."""
     grid = tuple(grid)
     for axis, (old, new) in enumerate(zip(F.shape[2:], grid), start=2):
         if old != new:
@@ -209,25 +156,20 @@ def resample(F, grid):
     return F
 
 
-def validate_query(estimator, X, grid_shape, resolution_invariant):
-    """Validate ``X`` at predict against what ``estimator`` was fitted on.
-
-    ``estimator`` has ``grid_`` and ``n_channels_in_``. Another grid than at
-    fit is accepted when ``resolution_invariant``.
-
-    Returns
-    -------
-    F : ndarray of shape (n_samples, n_channels, *grid)
-    layout : InputLayout
-    """
+def validate_query(estimator, X, grid_shape, resolution_invariant, n_channels=None):
+    """Validate ``X`` at predict against the ``grid_`` and channels (by default
+    ``n_channels_in_``) of ``estimator``, like ``validate_functions``; another
+    grid than at fit is accepted when ``resolution_invariant``."""
     F, layout = validate_functions(
         estimator, X, reset=False, grid_shape=grid_shape, fitted_grid_ndim=len(estimator.grid_)
     )
     name = type(estimator).__name__
-    if layout.n_channels != estimator.n_channels_in_:
+    if n_channels is None:
+        n_channels = estimator.n_channels_in_
+    if layout.n_channels != n_channels:
         raise ValueError(
             f"X has {layout.n_channels} input channel(s), but {name} was fitted with "
-            f"{estimator.n_channels_in_}."
+            f"{n_channels}."
         )
     if layout.grid != estimator.grid_ and not resolution_invariant:
         raise ValueError(

@@ -1,17 +1,14 @@
 """A balanced k-d-tree-like partition of encoded inputs.
 
-The tree is grown best-first: the cell holding the most samples is split at
-the median of its projection on one direction, until the requested number of
-leaves is reached or no cell can be split without leaving fewer than
-``min_samples_leaf`` samples on a side. Routing walks the tree level by level
-for all queries at once, so a query costs ``O(depth * n_features)``.
+Grown best-first: the largest cell is split at the median of its projection
+on one direction, until ``n_leaves`` cells exist or none can be split without
+leaving fewer than ``min_samples_leaf`` samples on a side. A query costs
+``O(depth * n_features)``.
 """
 
 import heapq
 
 import numpy as np
-
-SPLITS = ("pca", "widest")
 
 
 class KDPartition:
@@ -25,7 +22,7 @@ class KDPartition:
         Fewest training samples a cell may hold.
     split : {"pca", "widest"}, default="pca"
         Direction along which a cell is halved: its principal direction, or
-        the coordinate with the largest spread (a classical k-d tree).
+        its coordinate of largest spread.
 
     Attributes
     ----------
@@ -54,8 +51,7 @@ class KDPartition:
         """Grow the tree on the rows of ``Z``; returns self."""
         Z = np.asarray(Z, dtype=np.float64)
         n, d = Z.shape
-        directions, thresholds, left, right, parent, depth = [], [], [], [], [], []
-        samples = []
+        directions, thresholds, left, right, parent, depth, samples = [], [], [], [], [], [], []
 
         def add(idx, par, dep):
             directions.append(np.zeros(d))
@@ -72,13 +68,11 @@ class KDPartition:
         n_cells = 1
         while heap and n_cells < self.n_leaves:
             _, node = heapq.heappop(heap)
-            found = self._find_split(Z[samples[node]])
+            idx = samples[node]
+            found = self._find_split(Z[idx])
             if found is None:
                 continue
-            direction, threshold, goes_left = found
-            idx = samples[node]
-            directions[node] = direction
-            thresholds[node] = threshold
+            directions[node], thresholds[node], goes_left = found
             left[node] = add(idx[goes_left], node, depth[node] + 1)
             right[node] = add(idx[~goes_left], node, depth[node] + 1)
             for child in (left[node], right[node]):
@@ -95,7 +89,6 @@ class KDPartition:
         self.leaf_id = np.full(len(samples), -1)
         self.leaf_id[is_leaf] = np.arange(is_leaf.sum())
         self.leaf_nodes = np.flatnonzero(is_leaf)
-        self.node_samples = samples
         self.leaf_samples = [samples[i] for i in self.leaf_nodes]
         return self
 
@@ -142,24 +135,9 @@ class KDPartition:
         return n_internal * (self.direction.shape[1] + 1)
 
     def training_samples(self, Z, overlap):
-        """Training indices of each leaf when neighbouring cells overlap.
-
-        At every split, the fraction ``overlap`` of the node's samples that lie
-        closest to the threshold is given to both children; with
-        ``overlap=0`` this is ``leaf_samples``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_features)
-            The encodings the tree was fitted on.
-        overlap : float in [0, 1)
-            Fraction of each node's samples shared by its two children.
-
-        Returns
-        -------
-        samples : list of ndarray
-            Sorted training indices of each leaf.
-        """
+        """Sorted training indices of each leaf, where at every split the
+        fraction ``overlap`` of the node's samples (of ``Z``, the encodings of
+        fit) closest to the threshold goes to both children."""
         if overlap <= 0:
             return self.leaf_samples
         Z = np.asarray(Z, dtype=np.float64)

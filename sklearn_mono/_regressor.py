@@ -21,70 +21,52 @@ from .metrics import _flat_r2_score
 class MoNORegressor(RegressorMixin, BaseEstimator):
     """Mixture of neural operators: route each input function to one expert.
 
-    Each input function is encoded to a short vector (its low Fourier modes,
-    or principal components); a k-d-tree-like partition of those vectors
-    sends it to exactly one leaf; and the leaf's expert, a neural operator
-    fine-tuned on the samples of its cell, predicts the output function.
-    Only that expert is evaluated for a query, which is what Kratsios et al.
-    (2024) call the *active* model: see ``n_params_active_``,
-    ``n_params_total_`` and ``depth_``.
-
-    Fitting trains one root expert (a clone of ``expert``) on all samples,
-    then fine-tunes a copy of it on each cell for ``leaf_epochs`` epochs at
-    0.3 times its learning rate. With one leaf the root is the whole model,
-    so ``MoNORegressor(n_leaves=1, expert=e)`` predicts what ``e`` predicts
-    after the same training.
-
-    ``X`` is ``(n_samples, n_features)`` (a 1-D function, or rows folded by
-    ``grid_shape``) or ``(n_samples, [n_channels,] *grid)``, and ``y`` lives
-    on the same grid with its own channels, or is one or several scalars per
-    sample (``docs/data_layout.rst``).
+    An encoder maps each input function to a short vector (low Fourier modes
+    or principal components), a k-d-tree-like partition sends that vector to
+    one leaf, and the leaf's expert predicts the output function. A query
+    evaluates one expert only, the *active* model of Kratsios et al. (2024).
+    Fitting trains a root expert on all samples, then fine-tunes a copy of it
+    on each cell for ``leaf_epochs`` epochs at 0.3 times its learning rate;
+    with one leaf the root is the model. ``X`` and ``y`` follow
+    ``docs/data_layout.rst``.
 
     Parameters
     ----------
     n_leaves : int, default=4
         Number of cells of the partition, hence of experts.
     expert : NeuralOperatorRegressor, default=None
-        The expert, cloned for the root and copied for every leaf; None means
-        ``NeuralOperatorRegressor()``, an FNO with the defaults of its grid.
-        Its settings are reached as ``expert__param``, e.g.
-        ``expert__module__width``. Its ``random_state``, when set, seeds the
-        root expert; its ``device`` is replaced by ``device``.
+        Cloned for the root and copied for every leaf; None means
+        ``NeuralOperatorRegressor()``. Set its options as ``expert__param``.
+        Its ``random_state``, when set, seeds the root; its ``device`` is
+        replaced by ``device``.
     encoder : {"fourier", "pca"} or transformer, default="fourier"
-        How inputs are encoded for routing: a
-        :class:`~sklearn_mono.encoders.FourierEncoder` with 4 modes per axis,
-        a :class:`~sklearn_mono.encoders.PCAEncoder` with 8 components, or
-        any scikit-learn transformer (cloned at fit), which receives rows
-        flattened on the fit grid.
+        Routing encoder: :class:`~sklearn_mono.encoders.FourierEncoder` with 4
+        modes, :class:`~sklearn_mono.encoders.PCAEncoder` with 8 components,
+        or any transformer (cloned at fit; it reads rows flattened on the fit
+        grid).
     split : {"pca", "widest"}, default="pca"
-        Direction along which a cell is halved at its median: the cell's
-        principal direction, or its coordinate of largest spread.
+        Direction along which a cell is halved at its median: its principal
+        direction, or its coordinate of largest spread.
     min_samples_leaf : int, default=10
-        Fewest training samples a cell may hold; fitting needs at least
+        Fewest training samples per cell; fitting needs at least
         ``n_leaves * min_samples_leaf`` samples.
     overlap : float, default=0.2
-        At training time only, the fraction of each node's samples nearest
-        to its split that both children train on. Routing is unaffected.
+        Fraction of each node's samples, those nearest its split, that both
+        children train on. Routing is unaffected.
     leaf_epochs : int, default=20
-        Epochs of fine-tuning of each leaf's expert on its cell.
+        Fine-tuning epochs of each leaf's expert.
     grid_shape : tuple of int, default=None
-        Grid onto which each row of 2-D ``X`` (and of 2-D ``y``) is folded,
-        C order, channels first; lets the estimator follow tabular steps in
-        a Pipeline. When None, 2-D ``X`` is a 1-D function.
+        Grid onto which each row of 2-D ``X`` and ``y`` is folded.
     grid_ndim : int, default=None
-        Number of grid axes of N-D ``X``; the axis before them, if any,
-        holds channels. When None, every axis after the first is a grid axis.
+        Number of grid axes of N-D ``X``; None means every axis after the first.
     device : str, default="auto"
-        Torch device of every expert: "auto" (CUDA when available), "cpu",
-        "cuda" or "cuda:N". With "cuda" and several GPUs, the leaves are
-        spread over them.
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"; "cuda" with
+        several GPUs spreads the leaves over them.
     n_jobs : int, default=None
-        Leaves fine-tuned concurrently through joblib (which may run them on
-        a Dask cluster); None means 1 unless in a
-        :func:`joblib.parallel_config` context, -1 means all cores.
+        Leaves fine-tuned concurrently through joblib; None means 1 (or the
+        :func:`joblib.parallel_config` setting), -1 all cores.
     random_state : int, RandomState instance or None, default=None
-        Seeds the encoder and every expert; an int makes CPU fits
-        reproducible for a given ``n_jobs``.
+        Seeds the encoder and every expert.
     verbose : int, default=0
         Above zero, show a progress bar over the experts during fit.
 
@@ -97,14 +79,13 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     experts_ : list of NeuralOperatorRegressor
         One trained expert per leaf.
     n_leaves_ : int
-        Number of leaves fitted; fewer than ``n_leaves`` only when cells of
-        identical encodings or too few samples cannot be split.
+        Leaves fitted; fewer than ``n_leaves`` when cells cannot be split.
     depth_ : int
         Depth of the tree: comparisons needed to route one query.
     n_params_active_ : int
         Parameters of the largest expert: what one query evaluates.
     n_params_routing_ : int
-        Numbers stored by the encoder and the tree to route a query.
+        Numbers stored by the encoder and the tree for routing.
     n_params_total_ : int
         Parameters of all experts plus ``n_params_routing_``.
     leaf_sizes_ : ndarray of shape (`n_leaves_`,)
@@ -159,31 +140,16 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         "grid_shape": ["array-like", None],
         "grid_ndim": [Interval(Integral, 1, 3, closed="both"), None],
         "device": [str],
-        "n_jobs": [
-            Interval(Integral, None, -1, closed="right"),
-            Interval(Integral, 1, None, closed="left"),
-            None,
-        ],
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
     def __init__(
-        self,
-        n_leaves=4,
-        *,
-        expert=None,
-        encoder="fourier",
-        split="pca",
-        min_samples_leaf=10,
-        overlap=0.2,
-        leaf_epochs=20,
-        grid_shape=None,
-        grid_ndim=None,
-        device="auto",
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
+        self, n_leaves=4, *, expert=None, encoder="fourier", split="pca", min_samples_leaf=10,
+        overlap=0.2, leaf_epochs=20, grid_shape=None, grid_ndim=None, device="auto",
+        n_jobs=None, random_state=None, verbose=0,
     ):
         self.n_leaves = n_leaves
         self.expert = expert
@@ -207,7 +173,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Input functions.
-        y : array-like of shape (n_samples,), (n_samples, n_outputs), (n_samples, \\*grid) or (n_samples, n_channels, \\*grid)
+        y : array-like of shape (n_samples, ...)
             Output functions on the grid of ``X``, or scalars per sample.
 
         Returns
@@ -226,7 +192,9 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
     def _fit(self, X, y):
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         expert = self._expert()
         F, layout = validate_functions(
             self, X, reset=True, grid_shape=self.grid_shape, grid_ndim=self.grid_ndim
@@ -242,7 +210,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
             )
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-        encoder_seed, root_seed, *seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_leaves + 2)
+        high = np.iinfo(np.int32).max
+        encoder_seed, root_seed, *seeds = rng.randint(high, size=self.n_leaves + 2)
 
         encoder = self._make_encoder(encoder_seed, len(layout.grid))
         Z = encoder.fit_transform(_encoder_input(encoder, F))
@@ -260,29 +229,23 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         n_leaves = tree.n_leaves_fitted
         with tqdm(total=1 + (n_leaves if n_leaves > 1 else 0), disable=not self.verbose,
                   unit="expert", desc="MoNO fit") as bar:
-            root = expert.fit(F, Y)
+            experts = [expert.fit(F, Y)]
             bar.update(1)
-            experts = [root]
             if n_leaves > 1:
                 cells = tree.training_samples(Z, self.overlap)
                 experts = fine_tune_leaves(
-                    root, F, Y, cells, seeds[:n_leaves], max_epochs=self.leaf_epochs,
+                    experts[0], F, Y, cells, seeds[:n_leaves], max_epochs=self.leaf_epochs,
                     device=device, n_jobs=self.n_jobs, bar=bar,
                 )
 
         sizes = [net.n_params_ for net in experts]
-        self.encoder_ = encoder
-        self.tree_ = tree
-        self.experts_ = experts
-        self.n_leaves_ = n_leaves
-        self.depth_ = tree.depth
+        self.encoder_, self.tree_, self.experts_ = encoder, tree, experts
+        self.n_leaves_, self.depth_ = n_leaves, tree.depth
         self.leaf_sizes_ = np.array([len(idx) for idx in tree.leaf_samples])
         self.n_params_active_ = int(max(sizes))
         self.n_params_routing_ = int(tree.n_params + _count_encoder_params(encoder))
         self.n_params_total_ = int(sum(sizes) + self.n_params_routing_)
-        self.device_ = device
-        self.grid_ = layout.grid
-        self.n_channels_in_ = layout.n_channels
+        self.device_, self.grid_, self.n_channels_in_ = device, layout.grid, layout.n_channels
         self.target_layout_ = y_layout
         return self
 
@@ -331,8 +294,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         leaves : ndarray of shape (n_samples,)
-            Leaf index in ``range(n_leaves_)``; ``experts_[leaves[i]]``
-            predicts sample ``i``.
+            Leaf index; ``experts_[leaves[i]]`` predicts sample ``i``.
         """
         F, _ = self._validate_query(X)
         return self._route(F)
@@ -343,15 +305,13 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
-            Input functions. With a resolution-invariant expert (the FNO),
-            N-D input may be sampled on another grid than at fit; the output
-            is then on that grid.
+            Input functions; N-D input may use another grid than at fit when
+            the expert is resolution-invariant (the FNO).
 
         Returns
         -------
         y_pred : ndarray
-            Predictions in the layout ``y`` had at fit, on the grid of ``X``;
-            float32 for float32 input, float64 otherwise.
+            Predictions in the layout of ``y`` at fit, on the grid of ``X``.
         """
         F, _ = self._validate_query(X)
         leaves = self._route(F)
@@ -365,18 +325,14 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         return restore_targets(out, self.target_layout_)
 
     def score(self, X, y, sample_weight=None):
-        """Coefficient of determination R² of the predictions.
-
-        Every value of a sample's output (channels and grid points) is one
-        output, and the outputs are weighted by their variance, i.e.
-        ``1 - SSE / SST`` over all values.
+        """R² of the predictions over all output values, ``1 - SSE / SST``.
 
         Parameters
         ----------
         X : array-like
             Input functions.
         y : array-like
-            True outputs, in the layout used at fit.
+            True outputs, in the layout of fit.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
 
@@ -406,8 +362,5 @@ def _count_encoder_params(encoder):
         return encoder.pca_.components_.size + encoder.pca_.mean_.size
     if isinstance(encoder, FourierEncoder):
         return 0
-    return sum(
-        np.size(value)
-        for name, value in vars(encoder).items()
-        if name.endswith("_") and not name.startswith("_") and isinstance(value, np.ndarray)
-    )
+    fitted = [v for k, v in vars(encoder).items() if k.endswith("_") and not k.startswith("_")]
+    return sum(np.size(v) for v in fitted if isinstance(v, np.ndarray))

@@ -6,8 +6,7 @@ import warnings
 import torch
 from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 
-# Leaves fine-tune from the root expert at this fraction of its learning rate:
-# a full restart of the step size throws away much of what the root learned.
+# Leaves fine-tune from the root at this fraction of its learning rate.
 FINETUNE_LR_FACTOR = 0.3
 
 
@@ -40,22 +39,13 @@ def leaf_devices(device, n_leaves):
 
 
 def fine_tune(root, X, y, *, max_epochs, random_state, device, n_threads=None):
-    """A copy of the fitted ``root`` expert trained further on ``(X, y)``.
+    """A copy of the fitted ``root`` trained further on ``(X, y)`` by ``partial_fit``,
+    for ``max_epochs`` at ``FINETUNE_LR_FACTOR`` times the root's learning rate,
+    with ``n_threads`` torch threads when given.
 
-    The copy keeps the root's weights and standardisation and trains for
-    ``max_epochs`` at ``FINETUNE_LR_FACTOR`` times the root's learning rate,
-    through the expert's ``partial_fit``. A module-level function, so that
-    joblib can send it to worker processes; with ``n_threads``, torch uses
-    that many threads meanwhile.
-
-    Returns
-    -------
-    net : NeuralOperatorRegressor or None
-        The trained copy, or None when its training failed at every
-        learning rate tried.
-    notes : list of str
-        The warnings raised in training, for the caller to pass on (those
-        raised in joblib workers would not reach the user).
+    Returns the copy (None when training failed at every learning rate) and
+    the messages of the warnings raised meanwhile, which would not reach the
+    user from a joblib worker.
     """
     threads = torch.get_num_threads()
     if n_threads is not None:
@@ -81,16 +71,8 @@ def fine_tune(root, X, y, *, max_epochs, random_state, device, n_threads=None):
 
 
 def fine_tune_leaves(root, X, y, cells, seeds, *, max_epochs, device, n_jobs, bar):
-    """Fine-tune one copy of ``root`` per cell of samples, side by side with joblib.
-
-    A leaf whose training fails at every learning rate falls back to a copy
-    of the root expert, with a warning.
-
-    Returns
-    -------
-    experts : list of NeuralOperatorRegressor
-        One trained expert per cell.
-    """
+    """One copy of ``root`` fine-tuned per cell of samples, side by side with joblib;
+    a copy of the root itself, with a warning, where training fails."""
     devices = leaf_devices(device, len(cells))
     n_workers = min(effective_n_jobs(n_jobs), len(cells))
     threads = None if n_workers == 1 else max(1, cpu_count() // n_workers)

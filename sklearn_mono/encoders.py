@@ -1,25 +1,20 @@
 """Encoders: sampled functions to short vectors, used to route inputs.
 
-Both encoders are ordinary scikit-learn transformers. They read functions in
-the package's data layout (see :mod:`sklearn_mono` and ``docs/data_layout.rst``)
-and return a 2-D array of features.
+Scikit-learn transformers that read functions in the layout of
+``docs/data_layout.rst`` and return a 2-D array of features.
 """
 
 from itertools import product
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import _fit_context
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._layout import resample, validate_functions
+from ._layout import resample, validate_functions, validate_query
 
 __all__ = ["FourierEncoder", "PCAEncoder"]
 
@@ -41,20 +36,9 @@ class _FunctionEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return F
 
     def _validate_transform(self, X):
+        """``X`` as ``(n, n_channels, *grid)``, on the fit grid or another."""
         check_is_fitted(self)
-        F, layout = validate_functions(
-            self,
-            X,
-            reset=False,
-            grid_shape=self.grid_shape,
-            fitted_grid_ndim=len(self.grid_),
-        )
-        if layout.n_channels != self.n_channels_:
-            raise ValueError(
-                f"X has {layout.n_channels} channel(s), but {type(self).__name__} "
-                f"was fitted on {self.n_channels_}."
-            )
-        return F, layout
+        return validate_query(self, X, self.grid_shape, True, n_channels=self.n_channels_)[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -66,28 +50,20 @@ class _FunctionEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 class FourierEncoder(_FunctionEncoder):
     """Encode functions by their lowest Fourier coefficients.
 
-    Each channel of a function ``u`` sampled on a uniform grid with ``N``
-    points is transformed with a discrete Fourier transform normalised by
-    ``1 / N``, so that the coefficients approximate the integrals
-    ``∫ u(x) exp(-2πi k·x) dx`` and do not depend on the resolution: the same
-    function sampled at 16x16 and at 32x32 gives nearly the same vector.
-    Only the frequencies with ``|k_i| <= n_modes`` on every axis are kept,
-    one of each conjugate pair, as real and imaginary parts. Euclidean
-    distances between encodings therefore approximate L2 distances between
-    the low-pass parts of the functions.
+    Each channel is transformed by a DFT normalised by ``1 / N``, whose
+    coefficients approximate ``∫ u(x) exp(-2πi k·x) dx`` at any resolution.
+    The frequencies with ``|k_i| <= n_modes`` on every axis are kept, one of
+    each conjugate pair, as real and imaginary parts, so distances between
+    encodings approximate L2 distances between low-pass parts.
 
     Parameters
     ----------
     n_modes : int, default=4
-        Highest frequency kept along each grid axis. It is reduced at fit
-        when the grid is too coarse to resolve it.
+        Highest frequency kept per grid axis; lowered at fit on coarse grids.
     grid_shape : tuple of int, default=None
-        Grid onto which each row of 2-D input is folded (C order, channels
-        first). When None, 2-D input is a 1-D function.
+        Grid onto which each row of 2-D input is folded.
     grid_ndim : int, default=None
-        Number of grid axes of N-D input; the axis between the samples and
-        the grid, if any, holds channels. When None, every axis after the
-        first is a grid axis.
+        Number of grid axes of N-D input; None means every axis after the first.
 
     Attributes
     ----------
@@ -146,13 +122,9 @@ class FourierEncoder(_FunctionEncoder):
         """
         self._validate_fit(X)
         limits = [min(self.n_modes, (n - 1) // 2) for n in self.grid_]
-        modes = [
-            k
-            for k in product(*(range(-m, m + 1) for m in limits))
-            if _is_half_space(k)
-        ]
-        self.modes_ = np.array(sorted(modes, key=lambda k: (sum(map(abs, k)), k)), dtype=int)
-        self.modes_ = self.modes_.reshape(-1, len(self.grid_))
+        modes = [k for k in product(*(range(-m, m + 1) for m in limits)) if _is_half_space(k)]
+        modes.sort(key=lambda k: (sum(map(abs, k)), k))
+        self.modes_ = np.array(modes, dtype=int).reshape(-1, len(self.grid_))
         return self
 
     @property
@@ -165,20 +137,15 @@ class FourierEncoder(_FunctionEncoder):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
-            Sampled functions, on the fit grid or on any grid fine enough to
-            resolve the encoded frequencies.
+            Sampled functions, on any grid fine enough for the encoded modes.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_channels * (2 * n_frequencies - 1))
-            Real part of every frequency, then imaginary parts of the
-            non-zero frequencies, channel after channel.
+            Real parts of all frequencies, then imaginary parts of the
+            non-zero ones, channel after channel.
         """
-        F, _ = self._validate_transform(X)
-        return self._transform_functions(F)
-
-    def _transform_functions(self, F):
-        """``transform`` of an array already in the ``(n, n_channels, *grid)`` layout."""
+        F = self._validate_transform(X)
         grid = F.shape[2:]
         need = 2 * np.abs(self.modes_).max(axis=0, initial=0) + 1
         if any(n < m for n, m in zip(grid, need)):
@@ -187,22 +154,16 @@ class FourierEncoder(_FunctionEncoder):
                 f"{self.modes_.max(initial=0)} Fourier mode(s) fitted; expected at "
                 f"least {tuple(int(m) for m in need)} points."
             )
-        axes = tuple(range(2, F.ndim))
-        coef = np.fft.rfftn(F, axes=axes, norm="forward")
-        index = tuple(
-            np.mod(self.modes_[:, i], n) for i, n in enumerate(grid)
-        )
+        coef = np.fft.rfftn(F, axes=tuple(range(2, F.ndim)), norm="forward")
+        index = tuple(np.mod(self.modes_[:, i], n) for i, n in enumerate(grid))
         picked = coef[(slice(None), slice(None)) + index]  # (n, C, n_freq)
         Z = np.concatenate([picked.real, picked.imag[:, :, 1:]], axis=2)
         return Z.reshape(len(F), -1).astype(F.dtype, copy=False)
 
 
 def _is_half_space(k):
-    """True for zero and for one of each pair ``k, -k`` of frequencies.
-
-    The last axis comes from a real FFT, so the kept frequency is the one whose
-    last non-zero component, reading from the last axis, is positive.
-    """
+    """True for zero and for one of each pair ``k, -k``: the one whose last
+    non-zero component is positive (the last axis is a real FFT's)."""
     for component in reversed(k):
         if component:
             return component > 0
@@ -212,28 +173,22 @@ def _is_half_space(k):
 class PCAEncoder(_FunctionEncoder):
     """Encode functions by the principal components of their sampled values.
 
-    The functions are flattened on the fit grid and projected on their first
-    principal components. Input on another grid is first resampled onto the
-    fit grid by Fourier interpolation, so that a model fitted at 16x16 can
-    route queries sampled at 32x32.
+    Functions are flattened on the fit grid and projected on their first
+    principal components; input on another grid is first resampled onto the
+    fit grid by Fourier interpolation.
 
     Parameters
     ----------
     n_components : int, default=8
-        Number of components kept; reduced at fit to at most
-        ``min(n_samples, n_features)``.
+        Number of components; at most ``min(n_samples, n_features)``.
     whiten : bool, default=False
         Scale the components to unit variance.
     grid_shape : tuple of int, default=None
-        Grid onto which each row of 2-D input is folded (C order, channels
-        first). When None, 2-D input is a 1-D function.
+        Grid onto which each row of 2-D input is folded.
     grid_ndim : int, default=None
-        Number of grid axes of N-D input; the axis between the samples and
-        the grid, if any, holds channels. When None, every axis after the
-        first is a grid axis.
+        Number of grid axes of N-D input; None means every axis after the first.
     random_state : int, RandomState instance or None, default=None
-        Passed to :class:`~sklearn.decomposition.PCA` for its randomised
-        solver.
+        Passed to :class:`~sklearn.decomposition.PCA`.
 
     Attributes
     ----------
@@ -299,9 +254,7 @@ class PCAEncoder(_FunctionEncoder):
         flat = F.reshape(len(F), -1)
         self.n_components_ = int(min(self.n_components, *flat.shape))
         self.pca_ = PCA(
-            n_components=self.n_components_,
-            whiten=self.whiten,
-            random_state=self.random_state,
+            n_components=self.n_components_, whiten=self.whiten, random_state=self.random_state
         ).fit(flat)
         return self
 
@@ -315,19 +268,14 @@ class PCAEncoder(_FunctionEncoder):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
-            Sampled functions; N-D input on another grid is resampled onto
-            the fit grid first.
+            Sampled functions; N-D input on another grid is resampled first.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, `n_components_`)
             The principal components.
         """
-        F, _ = self._validate_transform(X)
-        return self._transform_functions(F)
-
-    def _transform_functions(self, F):
-        """``transform`` of an array already in the ``(n, n_channels, *grid)`` layout."""
+        F = self._validate_transform(X)
         if F.shape[2:] != self.grid_:
             F = resample(F, self.grid_)
         return self.pca_.transform(F.reshape(len(F), -1))

@@ -10,10 +10,8 @@ __all__ = ["relative_l2_error", "relative_l2_scorer"]
 def relative_l2_error(y_true, y_pred, *, sample_weight=None):
     """Relative L2 error, ``||y_pred - y_true|| / ||y_true||``, averaged over samples.
 
-    Each sample's norm runs over all its channels and grid points. On a
-    uniform grid this is the relative L2 norm of the error function, the
-    headline metric of operator learning, and it does not depend on the
-    resolution.
+    Norms run over all channels and grid points of a sample; on a uniform
+    grid this is the resolution-independent relative L2 error of a function.
 
     Parameters
     ----------
@@ -27,8 +25,8 @@ def relative_l2_error(y_true, y_pred, *, sample_weight=None):
     Returns
     -------
     error : float
-        Weighted mean of the per-sample relative errors. A sample whose true
-        output is zero is divided by machine epsilon instead.
+        Weighted mean of the per-sample errors (a zero true output's norm
+        counts as machine epsilon).
 
     Examples
     --------
@@ -54,7 +52,7 @@ def relative_l2_error(y_true, y_pred, *, sample_weight=None):
 
 
 relative_l2_scorer = make_scorer(relative_l2_error, greater_is_better=False)
-relative_l2_scorer.__doc__ = """Scorer for GridSearchCV and cross_val_score: minus the relative L2 error."""
+relative_l2_scorer.__doc__ = """Scorer for GridSearchCV: minus the relative L2 error."""
 
 
 def _flat_r2_score(y_true, y_pred, sample_weight=None):

@@ -1,16 +1,13 @@
 """Saving and loading fitted mixtures: safetensors weights and a JSON description.
 
 A model file is one `safetensors <https://huggingface.co/docs/safetensors>`_
-file: the encoder's, the tree's and every expert's arrays as tensors, and in
-its header the model's description as JSON (its parameters and everything
-learned that is not an array) with a SHA-256 digest of the description and
-the tensors. Loading runs no code from the file (no pickle), checks the
-header's size against the file before reading anything, and refuses a file
-whose digest does not match with a ``ValueError``.
-
-Only this package's encoders, operators, losses and a few torch optimizers
-are rebuilt by name; a user's operator class is passed to :func:`load` in
-``custom_objects``. Nothing is imported by a name read from a file.
+file: the arrays of the encoder, the tree and the experts as tensors, and in
+its header a JSON description of everything else with a SHA-256 digest of
+description and tensors. Loading runs no code from the file (no pickle),
+checks the header's size first, and refuses a file whose digest does not
+match with a ``ValueError``. Classes are rebuilt by name only from this
+package's encoders, operators and losses, a few torch optimizers, and the
+``custom_objects`` passed to :func:`load`.
 """
 
 import hashlib
@@ -46,6 +43,16 @@ _TREE_ARRAYS = ("direction", "threshold", "children_left", "children_right", "pa
                 "leaf_id", "node_depth", "leaf_nodes")
 _PCA_ARRAYS = ("components_", "mean_", "explained_variance_", "explained_variance_ratio_",
                "singular_values_")
+_PCA_FITTED = ("n_components_", "n_samples_", "noise_variance_", "n_features_in_")
+_ENCODER_FITTED = ("grid_", "n_channels_", "n_features_in_")
+_EXPERT_FITTED = ("lr_", "max_epochs_", "module_params_", "n_params_")
+_EXPERT_LAYOUT = ("grid_", "n_channels_in_", "n_channels_out_", "n_features_in_",
+                  "target_layout_")
+_MODEL_FITTED = ("n_leaves_", "depth_", "n_params_active_", "n_params_routing_",
+                 "n_params_total_", "device_", "grid_", "n_channels_in_", "n_features_in_",
+                 "leaf_sizes_")
+_FROM_JSON = {"grid_": tuple, "leaf_sizes_": np.asarray,
+              "target_layout_": lambda value: TargetLayout(**value)}
 _DEFAULT_EXPERT = NeuralOperatorRegressor().get_params(deep=False)
 
 
@@ -77,7 +84,6 @@ def save(model, path):
     if not isinstance(model, MoNORegressor):
         raise TypeError(f"save() writes a MoNORegressor, got {type(model).__name__}.")
     check_is_fitted(model)
-    tensors = {}
     params = model.get_params(deep=False)
     if params["expert"] is not None:
         params["expert"] = _expert_params(params["expert"])
@@ -86,34 +92,22 @@ def save(model, path):
                              "params": params["encoder"].get_params()}
     if not isinstance(params["random_state"], (int, np.integer, type(None))):
         params["random_state"] = None  # a RandomState instance is not plain data
-    tree = model.tree_
-    for name in _TREE_ARRAYS:
-        tensors[f"tree.{name}"] = _tensor(getattr(tree, name))
-    experts = []
-    for leaf, net in enumerate(model.experts_):
-        for key, value in net.module_.state_dict().items():
+    tree, net = model.tree_, model.experts_[0]
+    tensors = {f"tree.{name}": _tensor(getattr(tree, name)) for name in _TREE_ARRAYS}
+    for leaf, expert in enumerate(model.experts_):
+        for key, value in expert.module_.state_dict().items():
             tensors[f"experts.{leaf}.{key}"] = value.detach().cpu().contiguous()
-        experts.append({"lr_": net.lr_, "max_epochs_": net.max_epochs_,
-                        "module_params_": net.module_params_, "n_params_": net.n_params_})
-    net = model.experts_[0]
     description = {
         "format": FORMAT,
         "version": VERSION,
         "params": params,
         "encoder": _encoder_state(model.encoder_, tensors),
-        "tree": {"n_leaves": tree.n_leaves, "min_samples_leaf": tree.min_samples_leaf,
-                 "split": tree.split},
+        "tree": _attrs(tree, ("n_leaves", "min_samples_leaf", "split")),
         "expert_params": _expert_params(net, skip=("device", "random_state")),
-        "experts": experts,
-        "expert_layout": {"grid_": net.grid_, "n_channels_in_": net.n_channels_in_,
-                          "n_channels_out_": net.n_channels_out_,
-                          "n_features_in_": net.n_features_in_,
-                          "target_layout_": asdict(net.target_layout_)},
-        "fitted": {name: getattr(model, name) for name in (
-            "n_leaves_", "depth_", "n_params_active_", "n_params_routing_", "n_params_total_",
-            "device_", "grid_", "n_channels_in_", "n_features_in_", "leaf_sizes_",
-        )},
-        "target_layout_": asdict(model.target_layout_),
+        "experts": [_attrs(e, _EXPERT_FITTED) for e in model.experts_],
+        "expert_layout": _attrs(net, _EXPERT_LAYOUT),
+        "fitted": _attrs(model, _MODEL_FITTED),
+        "target_layout_": model.target_layout_,
         "feature_names_in_": getattr(model, "feature_names_in_", None),
     }
     try:
@@ -198,28 +192,21 @@ def _read(path):
 def _rebuild(description, tensors, device, custom_objects):
     classes = {**_CLASSES, **custom_objects}
     params = dict(description["params"])
-    expert = None if params["expert"] is None else _expert_from(params["expert"], classes)
+    if params["expert"] is not None:
+        params["expert"] = _expert_from(params["expert"], classes)
     if isinstance(params["encoder"], dict):
-        spec = params["encoder"]
-        spec_params = {**spec["params"], "grid_shape": _tuple(spec["params"].get("grid_shape"))}
-        params["encoder"] = _class(spec["class"], classes)(**spec_params)
+        params["encoder"] = _instance(params["encoder"], classes)
     params["grid_shape"] = _tuple(params["grid_shape"])
-    model = MoNORegressor(**{**params, "expert": expert})
+    model = MoNORegressor(**params)
 
     encoder = _encoder_from(description["encoder"], tensors, classes)
-    spec = description["tree"]
-    tree = KDPartition(spec["n_leaves"], spec["min_samples_leaf"], spec["split"])
-    for name in _TREE_ARRAYS:
-        setattr(tree, name, tensors[f"tree.{name}"].numpy())
-    tree.leaf_samples = tree.node_samples = None  # training data are not kept
-    layout = description["expert_layout"]
+    tree = KDPartition(**description["tree"])
+    _set(tree, {name: tensors[f"tree.{name}"].numpy() for name in _TREE_ARRAYS})
+    tree.leaf_samples = None  # training data are not kept
     experts = []
     for leaf, fitted in enumerate(description["experts"]):
         net = _expert_from(description["expert_params"], classes).set_params(device=device)
-        for name, value in {**layout, **fitted}.items():
-            setattr(net, name, value)
-        net.grid_ = tuple(net.grid_)
-        net.target_layout_ = TargetLayout(**layout["target_layout_"])
+        _set(net, {**description["expert_layout"], **fitted})
         prefix = f"experts.{leaf}."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         net.stats_ = tuple(state[k] for k in ("x_shift", "x_scale", "y_shift", "y_scale"))
@@ -234,13 +221,8 @@ def _rebuild(description, tensors, device, custom_objects):
         net.module_.eval()
         experts.append(net)
 
-    fitted = description["fitted"]
-    for name, value in fitted.items():
-        setattr(model, name, value)
-    model.grid_ = tuple(model.grid_)
-    model.leaf_sizes_ = np.asarray(model.leaf_sizes_)
+    _set(model, {**description["fitted"], "target_layout_": description["target_layout_"]})
     model.device_ = device
-    model.target_layout_ = TargetLayout(**description["target_layout_"])
     if description["feature_names_in_"] is not None:
         model.feature_names_in_ = np.asarray(description["feature_names_in_"], dtype=object)
     model.encoder_, model.tree_, model.experts_ = encoder, tree, experts
@@ -263,6 +245,12 @@ def _expert_from(spec, classes):
               for k, v in spec.items()}
     params["grid_shape"] = _tuple(params.get("grid_shape"))
     return NeuralOperatorRegressor(**params)
+
+
+def _instance(spec, classes):
+    """An encoder from its saved class name and parameters."""
+    params = {**spec["params"], "grid_shape": _tuple(spec["params"].get("grid_shape"))}
+    return _class(spec["class"], classes)(**params)
 
 
 def _name_of(cls, what):
@@ -289,38 +277,40 @@ def _encoder_state(encoder, tensors):
             f"encoder is {type(encoder).__name__}. Use joblib.dump instead."
         )
     state = {"class": type(encoder).__name__, "params": encoder.get_params(),
-             "grid_": encoder.grid_, "n_channels_": encoder.n_channels_,
-             "n_features_in_": encoder.n_features_in_}
+             **_attrs(encoder, _ENCODER_FITTED)}
     if isinstance(encoder, FourierEncoder):
         tensors["encoder.modes_"] = _tensor(encoder.modes_)
     else:
-        pca = encoder.pca_
         state["n_components_"] = encoder.n_components_
-        state["pca"] = {"n_components_": pca.n_components_, "n_samples_": pca.n_samples_,
-                        "noise_variance_": float(pca.noise_variance_),
-                        "n_features_in_": pca.n_features_in_}
+        state["pca"] = _attrs(encoder.pca_, _PCA_FITTED)
         for name in _PCA_ARRAYS:
-            tensors[f"encoder.pca.{name}"] = _tensor(getattr(pca, name))
+            tensors[f"encoder.pca.{name}"] = _tensor(getattr(encoder.pca_, name))
     return state
 
 
 def _encoder_from(state, tensors, classes):
-    params = {**state["params"], "grid_shape": _tuple(state["params"].get("grid_shape"))}
-    encoder = _class(state["class"], classes)(**params)
-    encoder.grid_, encoder.n_channels_ = tuple(state["grid_"]), state["n_channels_"]
-    encoder.n_features_in_ = state["n_features_in_"]
+    encoder = _instance(state, classes)
+    _set(encoder, {name: state[name] for name in _ENCODER_FITTED})
     if isinstance(encoder, FourierEncoder):
         encoder.modes_ = tensors["encoder.modes_"].numpy()
     else:
         encoder.n_components_ = state["n_components_"]
-        pca = PCA(n_components=state["pca"]["n_components_"], whiten=encoder.whiten,
-                  random_state=encoder.random_state)
-        for name, value in state["pca"].items():
-            setattr(pca, name, value)
-        for name in _PCA_ARRAYS:
-            setattr(pca, name, tensors[f"encoder.pca.{name}"].numpy())
-        encoder.pca_ = pca
+        encoder.pca_ = PCA(n_components=state["pca"]["n_components_"], whiten=encoder.whiten,
+                           random_state=encoder.random_state)
+        _set(encoder.pca_, state["pca"])
+        _set(encoder.pca_, {n: tensors[f"encoder.pca.{n}"].numpy() for n in _PCA_ARRAYS})
     return encoder
+
+
+def _attrs(obj, names):
+    """Named attributes of ``obj``, as a dict."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def _set(obj, attributes):
+    """Set attributes read from JSON, with their Python types back."""
+    for name, value in attributes.items():
+        setattr(obj, name, _FROM_JSON.get(name, lambda v: v)(value))
 
 
 def _tensor(array):
@@ -333,7 +323,9 @@ def _tuple(value):
 
 
 def _plain(value):
-    """JSON form of numpy values and tuples-in-arrays."""
+    """JSON form of numpy values and target layouts."""
+    if isinstance(value, TargetLayout):
+        return asdict(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -19,49 +19,36 @@ def _positive_real(name, value):
 
 
 def gaussian_random_field(n_samples, resolution, *, alpha=2.0, tau=3.0, random_state=None):
-    """Periodic Gaussian random fields with covariance ``(-Δ + τ²)^(-α)`` on the unit square.
-
-    Sampled at ``(i / resolution, j / resolution)`` through the FFT; the
-    fields of the same ``random_state`` at a resolution that divides this
-    one are subsamples of these only approximately, so use one resolution and
-    subsample when several are needed.
-
-    Returns
-    -------
-    fields : ndarray of shape (n_samples, resolution, resolution)
-    """
+    """Periodic Gaussian random fields with covariance ``(-Δ + τ²)^(-α)``, shape
+    ``(n_samples, resolution, resolution)``, at ``(i / resolution, j / resolution)``."""
     rng = check_random_state(random_state)
     k = np.fft.fftfreq(resolution, d=1.0 / resolution)
     k_sq = k[:, None] ** 2 + k[None, :] ** 2
     spectrum = (4 * np.pi**2 * k_sq + tau**2) ** (-alpha / 2)
     spectrum[0, 0] = 0.0  # zero-mean field
-    noise = rng.normal(size=(n_samples, resolution, resolution)) + 1j * rng.normal(
-        size=(n_samples, resolution, resolution)
-    )
+    shape = (n_samples, resolution, resolution)
+    noise = rng.normal(size=shape) + 1j * rng.normal(size=shape)
     return np.fft.ifft2(noise * spectrum, norm="forward").real
 
 
 def solve_darcy(coefficient, forcing=1.0):
     """Solve ``-∇·(a ∇u) = f`` on the unit square with ``u = 0`` on the boundary.
 
-    Second-order finite differences on the nodes ``x_i = i / n``,
-    ``i = 0 .. n`` (the nodes on ``x = 1`` and ``y = 1`` are the periodic
-    images of those on ``x = 0`` and ``y = 0`` for the coefficient), with the
-    harmonic mean of ``a`` on each edge, which suits piecewise-constant
-    coefficients; the sparse system is factorised by SuperLU.
+    Second-order finite differences on the nodes ``i / n``, ``i = 0 .. n``
+    (``a`` extended periodically), with the harmonic mean of ``a`` on each
+    edge, solved by SuperLU.
 
     Parameters
     ----------
     coefficient : ndarray of shape (n, n)
-        ``a`` at the nodes ``(i / n, j / n)``, ``i, j = 0 .. n - 1``; positive.
+        Positive ``a`` at the nodes ``(i / n, j / n)``, ``i, j = 0 .. n - 1``.
     forcing : float or ndarray of shape (n, n), default=1.0
         ``f`` at the same nodes.
 
     Returns
     -------
     u : ndarray of shape (n, n)
-        The solution at the same nodes (zero on the first row and column, the
-        boundary ``x = 0`` and ``y = 0``).
+        The solution at the same nodes, zero on the first row and column.
     """
     a = np.asarray(coefficient, dtype=np.float64)
     n = a.shape[0]
@@ -83,11 +70,10 @@ def solve_darcy(coefficient, forcing=1.0):
     west = edge(centre, a_full[0 : n - 1, 1:n])
     north = edge(centre, a_full[1:n, 2 : n + 1])
     south = edge(centre, a_full[1:n, 0 : n - 1])
-    rows = [index.ravel()]
-    cols = [index.ravel()]
+    rows, cols = [index.ravel()], [index.ravel()]
     vals = [(east + west + north + south).ravel() / h2]
+    i, j = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
     for weights, di, dj in ((east, 1, 0), (west, -1, 0), (north, 0, 1), (south, 0, -1)):
-        i, j = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
         ti, tj = i + di, j + dj
         inside = (ti >= 0) & (ti < m) & (tj >= 0) & (tj < m)
         rows.append(index[i[inside], j[inside]])
@@ -102,24 +88,15 @@ def solve_darcy(coefficient, forcing=1.0):
 
 
 def make_darcy(
-    n_samples=1000,
-    resolution=32,
-    *,
-    resolutions=None,
-    contrast=(12.0, 3.0),
-    alpha=2.0,
-    tau=3.0,
-    forcing=1.0,
-    random_state=None,
+    n_samples=1000, resolution=32, *, resolutions=None, contrast=(12.0, 3.0), alpha=2.0,
+    tau=3.0, forcing=1.0, random_state=None,
 ):
     """Darcy flow: a piecewise-constant permeability ``a`` and the pressure ``u``.
 
-    The standard benchmark of operator learning: ``-∇·(a ∇u) = f`` on the unit
-    square with ``u = 0`` on the boundary and ``f = 1``, where ``a`` takes the
-    value ``contrast[0]`` where a Gaussian random field with covariance
-    ``(-Δ + τ²)^(-α)`` is non-negative and ``contrast[1]`` elsewhere. Each
-    sample is solved by second-order finite differences and a sparse direct
-    solver (:func:`solve_darcy`).
+    Solves ``-∇·(a ∇u) = f`` on the unit square with ``u = 0`` on the
+    boundary (:func:`solve_darcy`), where ``a`` is ``contrast[0]`` where a
+    Gaussian random field with covariance ``(-Δ + τ²)^(-α)`` is non-negative
+    and ``contrast[1]`` elsewhere.
 
     Parameters
     ----------
@@ -128,10 +105,9 @@ def make_darcy(
     resolution : int, default=32
         Grid points per axis, at ``x_i = i / resolution``.
     resolutions : tuple of int, default=None
-        Several resolutions at once, for zero-shot super-resolution: the
-        samples are solved at the largest, which every other must divide, and
-        the others are subsamples of the same fields (the same functions,
-        sampled more coarsely). ``resolution`` is then ignored.
+        Several resolutions, each dividing the largest, at which the samples
+        are solved; the others subsample the same functions. Overrides
+        ``resolution``.
     contrast : tuple of two floats, default=(12.0, 3.0)
         Values of ``a`` where the random field is non-negative, and elsewhere.
     alpha, tau : float, default=2.0, 3.0
@@ -146,10 +122,8 @@ def make_darcy(
     X : ndarray of shape (n_samples, resolution, resolution)
         The coefficients ``a``.
     y : ndarray of shape (n_samples, resolution, resolution)
-        The solutions ``u``.
-
-    When ``resolutions`` is given, a dict mapping each resolution to its
-    ``(X, y)`` pair is returned instead.
+        The solutions ``u``. With ``resolutions``, a dict of ``(X, y)`` by
+        resolution is returned instead.
 
     Examples
     --------
@@ -180,7 +154,7 @@ def make_darcy(
 
 
 def _burgers_step(u_hat, dt, k, viscosity, dealias, n):
-    """One step of 4th-order Runge-Kutta with an integrating factor for the viscosity."""
+    """One RK4 step with an integrating factor for the viscosity."""
     half = np.exp(-viscosity * k**2 * dt / 2)
 
     def rhs(v_hat):
@@ -197,10 +171,8 @@ def _burgers_step(u_hat, dt, k, viscosity, dealias, n):
 def solve_burgers(u0, times, viscosity=0.05, *, refine=8, cfl=0.5):
     """Solve ``u_t + (u²/2)_x = ν u_xx`` on the periodic unit interval.
 
-    Pseudo-spectral in space (on a grid ``refine`` times finer than ``u0``,
-    with the 2/3 dealiasing rule) and 4th-order Runge-Kutta with an
-    integrating factor in time, the step set by a CFL number on the largest
-    ``|u0|`` (which bounds ``|u|`` for all times).
+    Pseudo-spectral in space with 2/3 dealiasing, RK4 with an integrating
+    factor in time, the step set by a CFL number on ``max |u0|``.
 
     Parameters
     ----------
@@ -209,12 +181,16 @@ def solve_burgers(u0, times, viscosity=0.05, *, refine=8, cfl=0.5):
     times : array-like of increasing positive floats
         Times at which the solution is returned.
     viscosity : float, default=0.05
+        ``ν``.
     refine : int, default=8
+        How many times finer than ``u0``'s the solver's grid is.
     cfl : float, default=0.5
+        CFL number of the time step.
 
     Returns
     -------
     u : ndarray of shape (n_samples, len(times), n_points)
+        The states at ``times``.
     """
     u0 = np.atleast_2d(np.asarray(u0, dtype=np.float64))
     n_points = u0.shape[1]
@@ -240,22 +216,14 @@ def solve_burgers(u0, times, viscosity=0.05, *, refine=8, cfl=0.5):
 
 
 def make_burgers(
-    n_samples=1000,
-    n_points=16,
-    *,
-    n_times=17,
-    t_final=1.0,
-    viscosity=0.05,
-    n_terms=4,
+    n_samples=1000, n_points=16, *, n_times=17, t_final=1.0, viscosity=0.05, n_terms=4,
     random_state=None,
 ):
     """Viscous Burgers on the periodic interval: initial state to its later states.
 
-    Each initial state is a random smooth periodic function (a Fourier series
-    with ``n_terms`` frequencies and normal coefficients of standard deviation
-    ``1 / k``); the solution of ``u_t + (u²/2)_x = ν u_xx`` is computed by
-    :func:`solve_burgers` and returned at ``n_times`` equally spaced times up to
-    ``t_final``, one output channel per time.
+    Initial states are random Fourier series with ``n_terms`` frequencies and
+    normal coefficients of standard deviation ``1 / k``, solved by
+    :func:`solve_burgers`; each output time is one output channel.
 
     Parameters
     ----------
@@ -270,7 +238,7 @@ def make_burgers(
     viscosity : float, default=0.05
         ``ν``.
     n_terms : int, default=4
-        Highest frequency of the initial state; below ``n_points / 2``.
+        Highest frequency of the initial states; below ``n_points / 2``.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial states.
 

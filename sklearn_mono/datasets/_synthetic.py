@@ -1,24 +1,17 @@
 """Operators with a closed-form answer, evaluated exactly on any grid."""
 
-from numbers import Integral
-
 import numpy as np
 from sklearn.utils import check_random_state
 
-
-def _check_positive(name, value):
-    if not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+from ._pde import _positive_int
 
 
 def make_antiderivative(n_samples=1000, n_points=64, *, n_terms=16, random_state=None):
     """Random smooth functions ``u`` and their antiderivatives ``∫₀ˣ u``.
 
-    Each ``u`` is a random Fourier series on ``[0, 1]``,
-    ``u(x) = a₀ + Σₖ aₖ cos(2πkx) + bₖ sin(2πkx)`` for ``k = 1 .. n_terms``,
-    with independent normal coefficients of standard deviation ``1 / k``.
-    The antiderivative is integrated in closed form, so ``y`` is exact. Both
-    are sampled at ``x_j = j / n_points``.
+    ``u(x) = a₀ + Σₖ aₖ cos(2πkx) + bₖ sin(2πkx)``, ``k = 1 .. n_terms``, with
+    normal coefficients of standard deviation ``1 / k``; ``y`` is integrated
+    in closed form. Both are sampled at ``x_j = j / n_points``.
 
     Parameters
     ----------
@@ -29,8 +22,7 @@ def make_antiderivative(n_samples=1000, n_points=64, *, n_terms=16, random_state
     n_terms : int, default=16
         Highest frequency in ``u``.
     random_state : int, RandomState instance or None, default=None
-        Seeds the coefficients; the same seed gives the same functions at any
-        ``n_points``.
+        Seeds the coefficients, the same at any ``n_points``.
 
     Returns
     -------
@@ -46,9 +38,9 @@ def make_antiderivative(n_samples=1000, n_points=64, *, n_terms=16, random_state
     >>> X.shape, y.shape
     ((5, 32), (5, 32))
     """
-    _check_positive("n_samples", n_samples)
-    _check_positive("n_points", n_points)
-    _check_positive("n_terms", n_terms)
+    _positive_int("n_samples", n_samples)
+    _positive_int("n_points", n_points)
+    _positive_int("n_terms", n_terms)
     rng = check_random_state(random_state)
     k = np.arange(1, n_terms + 1)
     a0 = rng.normal(size=(n_samples, 1))
@@ -67,11 +59,8 @@ def make_smoothing_2d(n_samples=500, resolution=16, *, alpha=0.01, n_terms=5, ra
 
     ``u`` is a real trigonometric polynomial with frequencies ``|k₁|, |k₂| <=
     n_terms`` and normal coefficients of standard deviation ``1 / (1 + |k|²)``;
-    the operator divides the coefficient of ``k`` by ``1 + 4π²α|k|²`` (a
-    screened Poisson solve), so ``y`` is exact. Fields are sampled at
-    ``(i / resolution, j / resolution)``; the same seed gives the same fields at
-    every resolution above ``2 * n_terms``, so a model fitted at one resolution
-    can be checked at another.
+    ``y`` divides the coefficient of ``k`` by ``1 + 4π²α|k|²``, exactly. Both
+    are sampled at ``(i / resolution, j / resolution)``.
 
     Parameters
     ----------
@@ -84,7 +73,7 @@ def make_smoothing_2d(n_samples=500, resolution=16, *, alpha=0.01, n_terms=5, ra
     n_terms : int, default=5
         Highest frequency per axis in ``u``.
     random_state : int, RandomState instance or None, default=None
-        Seeds the coefficients.
+        Seeds the coefficients, the same at any resolution above ``2 * n_terms``.
 
     Returns
     -------
@@ -100,9 +89,9 @@ def make_smoothing_2d(n_samples=500, resolution=16, *, alpha=0.01, n_terms=5, ra
     >>> X.shape, y.shape
     ((3, 16, 16), (3, 16, 16))
     """
-    _check_positive("n_samples", n_samples)
-    _check_positive("resolution", resolution)
-    _check_positive("n_terms", n_terms)
+    _positive_int("n_samples", n_samples)
+    _positive_int("resolution", resolution)
+    _positive_int("n_terms", n_terms)
     if resolution <= 2 * n_terms:
         raise ValueError(
             f"resolution={resolution} cannot resolve n_terms={n_terms}; expected "
@@ -113,7 +102,8 @@ def make_smoothing_2d(n_samples=500, resolution=16, *, alpha=0.01, n_terms=5, ra
     k1, k2 = np.meshgrid(k, k, indexing="ij")
     k_sq = k1**2 + k2**2
     std = 1.0 / (1.0 + k_sq)
-    coef = (rng.normal(size=(n_samples,) + k_sq.shape) + 1j * rng.normal(size=(n_samples,) + k_sq.shape)) * std
+    shape = (n_samples,) + k_sq.shape
+    coef = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) * std
     x = np.arange(resolution) / resolution
     e = np.exp(2j * np.pi * np.outer(k, x))  # (n_freq, resolution)
     # Real part of Σ c_k exp(2πi k·x): a real field with random phases.

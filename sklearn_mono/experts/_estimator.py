@@ -23,19 +23,15 @@ from ._losses import RelativeL2Loss, Standardized, StandardizedMSELoss
 _FNO_MODULE = {"n_modes": 16, "n_layers": 4, "factorized": True}
 _DEFAULTS = {
     ("FNO", 1): dict(module={**_FNO_MODULE, "width": 14}, max_epochs=170, lr=6e-3),
-    ("FNO", 2): dict(
-        module={**_FNO_MODULE, "width": 16, "residual": True, "n_members": 2},
-        max_epochs=100,
-        lr=9e-3,
-    ),
+    ("FNO", 2): dict(module={**_FNO_MODULE, "width": 16, "residual": True, "n_members": 2},
+                     max_epochs=100, lr=9e-3),
     "other": dict(module={}, max_epochs=100, lr=3e-3),
 }
 _DEFAULTS[("FNO", 3)] = _DEFAULTS[("FNO", 2)]
 
-# A training run has failed when its last epoch's loss exceeds this many times
-# the largest of: the loss of predicting the training mean, the loss of the
-# starting weights, and 1. A failed run is retried from the same starting
-# weights with a ten times smaller learning rate, RETRIES times.
+# A run fails when its last loss exceeds EXPLODED times the largest of 1 and the
+# losses of the starting weights and of predicting the mean; it is retried from
+# the same weights at a ten times smaller learning rate, RETRIES times.
 EXPLODED = 10.0
 RETRIES = 2
 
@@ -89,22 +85,17 @@ def _as_tensor(A):
 class NeuralOperatorRegressor(NeuralNetRegressor):
     """One neural operator trained as a scikit-learn regressor (a skorch net).
 
-    Learns a map between sampled functions with the data layout of
-    :class:`~sklearn_mono.MoNORegressor` (see ``docs/data_layout.rst``).
-    The operator is built from the data as ``module(in_channels,
-    out_channels, grid_shape, pooled=..., **module__kwargs)`` and wrapped in
-    :class:`~sklearn_mono.experts.Standardized`, so that it trains on inputs
-    and outputs standardised per channel while ``fit`` and ``predict`` take
-    and return raw arrays. Training uses AdamW with a cosine decay of the
-    learning rate to zero over ``max_epochs``; a run whose loss becomes NaN
-    or explodes is retried from the same weights with a ten times smaller
-    learning rate, twice, with a warning. It is the expert that
-    :class:`~sklearn_mono.MoNORegressor` clones for every leaf, and the
-    single-operator baseline.
+    Builds ``module(in_channels, out_channels, grid_shape, pooled=...,
+    **module__options)`` from the data (layout: ``docs/data_layout.rst``) and
+    wraps it in :class:`~sklearn_mono.experts.Standardized`, so it trains on
+    data standardised per channel while ``fit`` and ``predict`` use raw
+    arrays. Training uses AdamW with a cosine decay of the learning rate to
+    zero; a run whose loss becomes NaN or explodes is retried from the same
+    weights at a ten times smaller learning rate, twice, with a warning. It
+    is the expert of :class:`~sklearn_mono.MoNORegressor`.
 
-    Options of the operator are ``module__*`` parameters, as everywhere in
-    skorch (``module__width=16``). Those left unset, ``lr="auto"`` and
-    ``max_epochs="auto"`` take the defaults of the operator and grid:
+    Unset ``module__*`` options, ``lr="auto"`` and ``max_epochs="auto"``
+    take the defaults of the operator and grid:
 
     ===============  ========================================  ==========  ======
     operator, grid   module options                            max_epochs  lr
@@ -118,14 +109,12 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     Parameters
     ----------
     module : torch.nn.Module subclass, default=FNO
-        The operator class. It maps ``(n, in_channels, *grid)`` to
+        The operator class. Maps ``(n, in_channels, *grid)`` to
         ``(n, out_channels, *grid)``, or to ``(n, out_channels)`` when
-        ``pooled`` (scalar targets); it may evaluate on other grids if it
-        sets ``resolution_invariant = True``.
+        ``pooled``; ``resolution_invariant = True`` lets it use other grids.
     criterion : "auto" or torch loss class, default="auto"
-        Training loss: :class:`~sklearn_mono.experts.RelativeL2Loss` for
-        function targets and :class:`~sklearn_mono.experts.StandardizedMSELoss`
-        for scalar targets.
+        :class:`~sklearn_mono.experts.RelativeL2Loss` for function targets,
+        :class:`~sklearn_mono.experts.StandardizedMSELoss` for scalar ones.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         The optimizer; ``optimizer__weight_decay`` defaults to 1e-4.
     lr : float or "auto", default="auto"
@@ -135,25 +124,22 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     batch_size : int, default=32
         Mini-batch size in training and prediction.
     grid_shape : tuple of int, default=None
-        Grid onto which each row of 2-D ``X`` (and ``y``) is folded, channels
-        first. When None, 2-D ``X`` is a 1-D function.
+        Grid onto which each row of 2-D ``X`` and ``y`` is folded.
     grid_ndim : int, default=None
-        Number of grid axes of N-D ``X``; the axis before them, if any, holds
-        channels. When None, every axis after the first is a grid axis.
+        Number of grid axes of N-D ``X``; None means every axis after the first.
     random_state : int or None, default=None
-        Seeds the initialisation and shuffling (the global torch generator is
-        left as it was); an int makes CPU fits reproducible.
+        Seeds initialisation and shuffling, leaving torch's global generator
+        as it was.
     warm_start : bool, default=False
-        When fitted already, ``fit`` trains the current weights further
-        (keeping the standardisation) instead of starting anew, with a new
-        optimizer and schedule.
+        Whether ``fit`` on a fitted net trains its weights further (keeping
+        the standardisation), with a new optimizer and schedule.
     device : str, default="cpu"
-        Torch device of training and prediction, as in skorch.
+        Torch device, as in skorch.
     verbose : int, default=0
         Above zero, print skorch's table of epochs.
     **kwargs
         Any other skorch parameter (``module__*``, ``optimizer__*``,
-        ``callbacks``, ``iterator_train__*``, ...).
+        ``callbacks``, ...).
 
     Attributes
     ----------
@@ -162,7 +148,7 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     module_params_ : dict
         Keyword arguments the operator was built with.
     lr_ : float
-        Learning rate the successful training run started from.
+        Initial learning rate of the successful training run.
     max_epochs_ : int
         Epochs of a training run.
     n_params_ : int
@@ -202,35 +188,16 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     }
 
     def __init__(
-        self,
-        module=FNO,
-        *,
-        criterion="auto",
-        optimizer=torch.optim.AdamW,
-        lr="auto",
-        max_epochs="auto",
-        batch_size=32,
-        grid_shape=None,
-        grid_ndim=None,
-        random_state=None,
-        warm_start=False,
-        device="cpu",
-        verbose=0,
-        **kwargs,
+        self, module=FNO, *, criterion="auto", optimizer=torch.optim.AdamW, lr="auto",
+        max_epochs="auto", batch_size=32, grid_shape=None, grid_ndim=None, random_state=None,
+        warm_start=False, device="cpu", verbose=0, **kwargs,
     ):
         kwargs.setdefault("optimizer__weight_decay", 1e-4)
         kwargs.setdefault("iterator_train__shuffle", True)
         kwargs.setdefault("train_split", None)
         super().__init__(
-            module,
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            warm_start=warm_start,
-            device=device,
-            verbose=verbose,
+            module, criterion=criterion, optimizer=optimizer, lr=lr, max_epochs=max_epochs,
+            batch_size=batch_size, warm_start=warm_start, device=device, verbose=verbose,
             **kwargs,
         )
         self.grid_shape = grid_shape
@@ -247,13 +214,9 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
             ("print_log", PrintLog()),
         ]
 
-    # ---------------------------------------------------------------- build
-
     def initialize_module(self):
         if not isinstance(self.module, type) or not issubclass(self.module, torch.nn.Module):
-            raise TypeError(
-                f"module must be a subclass of torch.nn.Module, got {self.module!r}."
-            )
+            raise TypeError(f"module must be a subclass of torch.nn.Module, got {self.module!r}.")
         defaults = _defaults(self.module, len(self.grid_))["module"]
         self.module_params_ = {**defaults, **self.get_params_for("module")}
         operator = self.module(
@@ -276,8 +239,6 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     def _pooled(self):
         return self.target_layout_.kind != "function"
 
-    # ------------------------------------------------------------------ fit
-
     def fit(self, X, y):
         """Train the operator on input functions ``X`` and outputs ``y``.
 
@@ -285,7 +246,7 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
             Input functions.
-        y : array-like of shape (n_samples,), (n_samples, n_outputs), (n_samples, \\*grid) or (n_samples, n_channels, \\*grid)
+        y : array-like of shape (n_samples, ...)
             Output functions on the grid of ``X``, or scalars per sample.
 
         Returns
@@ -296,10 +257,10 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         return self._fit(X, y, continuing=self.warm_start and self.__sklearn_is_fitted__())
 
     def partial_fit(self, X, y):
-        """Train the current weights further on ``X`` and ``y`` (``fit`` when not fitted yet).
+        """Train the current weights further (``fit`` when not fitted yet).
 
-        The standardisation and the grid stay those of the first fit; each
-        call runs ``max_epochs`` epochs with a new optimizer and schedule.
+        Keeps the standardisation and grid of the first fit; runs
+        ``max_epochs`` epochs with a new optimizer and schedule.
 
         Parameters
         ----------
@@ -318,7 +279,9 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     def _fit(self, X, y, continuing):
         self._validate_own_params()
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         if continuing:
             F, layout = validate_query(self, X, self.grid_shape, resolution_invariant=False)
             Y, _ = validate_targets(y, layout, self.grid_shape)
@@ -336,7 +299,8 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
             self.n_channels_out_ = Y.shape[1]
         check_consistent_length(F, Y)
         defaults = _defaults(self.module, len(self.grid_))
-        self.max_epochs_ = defaults["max_epochs"] if self.max_epochs == "auto" else int(self.max_epochs)
+        auto = self.max_epochs == "auto"
+        self.max_epochs_ = defaults["max_epochs"] if auto else int(self.max_epochs)
         self.lr_ = defaults["lr"] if self.lr == "auto" else float(self.lr)
         with _seeded(self.random_state, self.device):
             if not continuing:
@@ -363,7 +327,7 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     def _train(self, X, y, lr):
         """Train from the current weights, retrying with smaller steps when a run fails."""
         start = copy.deepcopy(self.module_.state_dict())
-        baseline = max(self._trivial_loss(y), self._initial_loss(X, y), 1.0)
+        baseline = self._baseline(X, y)
         notes = []
         for attempt in range(RETRIES + 1):
             self.lr_ = lr
@@ -379,7 +343,8 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
                     warnings.warn(note, UserWarning)
                 return
             retry = f"; retrying with lr={lr / 10:g}" if attempt < RETRIES else ""
-            notes.append(f"Training of {type(self).__name__} failed at lr={lr:g}: {failure}{retry}.")
+            name = type(self).__name__
+            notes.append(f"Training of {name} failed at lr={lr:g}: {failure}{retry}.")
             self.module_.load_state_dict(start)
             lr /= 10
         raise RuntimeError(
@@ -387,31 +352,24 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
             "standardise the data, or check it for outliers."
         )
 
-    def _trivial_loss(self, y):
-        """Loss of predicting each output's training mean for every sample."""
+    def _baseline(self, X, y):
+        """The largest of 1 and the losses of the starting weights (when finite)
+        and of predicting the training mean; checks the operator's output shape."""
+        self.module_.eval()
         with torch.no_grad():
-            mean = y.mean(dim=0, keepdim=True).expand_as(y).to(self.device)
-            return float(self.criterion_(mean, y.to(self.device)))
-
-    def _initial_loss(self, X, y):
-        """Loss of the starting weights (0 when not finite); checks the output shape."""
-        module, total = self.module_, 0.0
-        module.eval()
-        with torch.no_grad():
-            for start in range(0, len(X), 1024):
-                part = slice(start, start + 1024)
-                out = module(X[part].to(self.device))
-                if out.shape != y[part].shape:
-                    raise ValueError(
-                        f"The operator {type(module.operator).__name__} returned an output "
-                        f"of shape {tuple(out.shape)} for targets of shape "
-                        f"{tuple(y[part].shape)}; it must map (n, in_channels, *grid) to "
-                        f"(n, out_channels, *grid), or to (n, out_channels) when pooled."
-                    )
-                total += float(self.criterion_(out, y[part].to(self.device))) * len(out)
-        module.train()
-        total /= max(len(X), 1)
-        return total if np.isfinite(total) else 0.0
+            out = self._forward(X, 1024)
+            if out.shape != y.shape:
+                raise ValueError(
+                    f"The operator {type(self.module_.operator).__name__} returned an output of "
+                    f"shape {tuple(out.shape)} for targets of shape {tuple(y.shape)}; it must "
+                    f"map (n, in_channels, *grid) to (n, out_channels, *grid), or to "
+                    f"(n, out_channels) when pooled."
+                )
+            y = y.to(self.device)
+            mean = y.mean(dim=0, keepdim=True).expand_as(y)
+            losses = [float(self.criterion_(p, y)) for p in (out.to(self.device), mean)]
+        self.module_.train()
+        return max([1.0] + [loss for loss in losses if np.isfinite(loss)])
 
     def _failure(self, baseline):
         """Why a finished training run is unusable, or None."""
@@ -425,8 +383,6 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
             )
         return None
 
-    # -------------------------------------------------------------- predict
-
     @property
     def resolution_invariant(self):
         """Whether the operator evaluates on grids other than the fit grid."""
@@ -438,23 +394,26 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, [n_channels,] \\*grid)
-            Input functions; N-D input may lie on another grid than at fit
-            when the operator is resolution-invariant (the FNO).
+            Input functions; N-D input may use another grid than at fit when
+            the operator is resolution-invariant (the FNO).
 
         Returns
         -------
         y_pred : ndarray
-            Predictions in the layout ``y`` had at fit, on the grid of ``X``;
-            float32 for float32 input, float64 otherwise.
+            Predictions in the layout of ``y`` at fit, on the grid of ``X``.
         """
         check_is_fitted(self)
         F, _ = validate_query(self, X, self.grid_shape, self.resolution_invariant)
-        X, step = _as_tensor(F), self.batch_size
         self.module_.eval()
-        with torch.inference_mode():  # batch by batch, without a DataLoader's random draws
-            out = [self.module_(X[i : i + step].to(self.device)).cpu() for i in range(0, len(X), step)]
-        out = torch.cat(out).numpy().astype(F.dtype, copy=False)
-        return restore_targets(out, self.target_layout_)
+        with torch.inference_mode():  # without a DataLoader's random draws
+            out = self._forward(_as_tensor(F), self.batch_size)
+        return restore_targets(out.numpy().astype(F.dtype, copy=False), self.target_layout_)
+
+    def _forward(self, X, step):
+        """The module's output on the tensor ``X``, batch by batch, on the CPU."""
+        return torch.cat(
+            [self.module_(X[i : i + step].to(self.device)).cpu() for i in range(0, len(X), step)]
+        )
 
     @property
     def predict_proba(self):
@@ -478,8 +437,7 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
 
 @contextlib.contextmanager
 def _seeded(random_state, device):
-    """Seed torch's generators with ``random_state`` within the context and
-    restore them afterwards; nothing for ``random_state=None``."""
+    """Seed torch's generators within the context and restore them after (not for None)."""
     if random_state is None:
         yield
         return

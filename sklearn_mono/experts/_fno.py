@@ -12,11 +12,8 @@ _POSITIONAL = {"linear": 1, "periodic": 2, "even": 1}  # coordinate channels per
 
 
 def grid_coordinates(grid, like, positional="linear"):
-    """Coordinate channels of a uniform grid, shape ``(1, channels, *grid)``.
-
-    ``"linear"``: ``x_j = j / n`` per axis. ``"periodic"``: ``sin(2 pi x_j)``
-    and ``cos(2 pi x_j)`` per axis. ``"even"``: ``cos(2 pi x_j)`` per axis.
-    """
+    """Coordinate channels of a uniform grid, shape ``(1, channels, *grid)``
+    (see ``FNO``'s ``positional``)."""
     axes = [torch.arange(n, device=like.device, dtype=like.dtype) / n for n in grid]
     mesh = torch.stack(torch.meshgrid(*axes, indexing="ij")).unsqueeze(0)
     if positional == "periodic":
@@ -27,20 +24,17 @@ def grid_coordinates(grid, like, positional="linear"):
 
 
 class Pointwise(nn.Module):
-    """A linear map of the channels at every grid point (a 1x1 convolution).
-
-    With ``groups``, the channels are split into that many groups, each
-    mapped on its own, as in :class:`torch.nn.Conv1d`. Initialised like a
-    convolution.
-    """
+    """A linear map of the channels at every grid point (a 1x1 convolution, with
+    ``groups`` and initialisation as in :class:`torch.nn.Conv1d`)."""
 
     def __init__(self, in_channels, out_channels, groups=1):
         super().__init__()
         self.groups = groups
         n_in = in_channels // groups
         bound = 1 / sqrt(n_in)
-        self.weight = nn.Parameter(torch.empty(groups, out_channels // groups, n_in).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(groups, out_channels // groups, 1).uniform_(-bound, bound))
+        n_out = out_channels // groups
+        self.weight = nn.Parameter(torch.empty(groups, n_out, n_in).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(groups, n_out, 1).uniform_(-bound, bound))
 
     def forward(self, h):
         n, grid = h.shape[0], h.shape[2:]
@@ -57,52 +51,45 @@ def _check_bool(name, value):
 class FNO(nn.Module):
     """Fourier neural operator on 1-D, 2-D or 3-D grids.
 
-    Lifts the input channels, together with the grid coordinates, to
-    ``width`` channels; applies ``n_layers`` Fourier layers; and projects
-    back to ``out_channels`` with a two-layer pointwise network. Every
-    weight acts either on a fixed set of Fourier modes or pointwise, so the
-    operator can be evaluated on grids other than the one it was trained on.
+    Lifts the input channels and grid coordinates to ``width`` channels,
+    applies ``n_layers`` Fourier layers and projects to ``out_channels`` with
+    a two-layer pointwise network. Every weight acts on fixed Fourier modes
+    or pointwise, so the operator evaluates on any grid.
 
     Parameters
     ----------
     in_channels, out_channels : int
         Channels of the input and output functions.
     grid_shape : tuple of int
-        Training grid; it fixes the number of axes and caps ``n_modes`` at
-        ``(n - 1) // 2`` on an axis of ``n`` points.
+        Training grid; caps ``n_modes`` at ``(n - 1) // 2`` on an axis of
+        ``n`` points.
     width : int, default=32
-        Channels of the hidden functions (per member).
+        Hidden channels (per member).
     n_modes : int, default=12
         Fourier modes per axis in each spectral convolution.
     n_layers : int, default=4
         Number of Fourier layers.
     factorized : bool, default=False
-        On 2-D and 3-D grids, use :class:`FactorizedSpectralConv` layers (one
-        1-D transform per axis) instead of full multi-dimensional ones.
+        On 2-D and 3-D grids, use :class:`FactorizedSpectralConv` layers.
     positional : {"linear", "periodic", "even"} or None, default=None
-        Grid coordinates read next to the input channels: ``x = j / n`` per
-        axis ("linear"), ``sin(2 pi x)`` and ``cos(2 pi x)`` ("periodic",
-        smooth across the periodic wrap), or ``cos(2 pi x)`` ("even"). None
-        means "even" when ``symmetric`` and "linear" otherwise.
+        Coordinates read with the input, per axis: ``x = j / n`` ("linear"),
+        ``sin(2 pi x)`` and ``cos(2 pi x)`` ("periodic") or ``cos(2 pi x)``
+        ("even"). None means "even" when ``symmetric``, else "linear".
     symmetric : bool, default=False
-        Make the operator commute with reflecting any axis of the periodic
-        grid, ``j -> (n - j) mod n``: real spectral weights and "even"
-        coordinates. Needs factorised layers on 2-D and 3-D grids and no
-        ``padding``.
+        Commute with reflecting any axis, ``j -> (n - j) mod n``, by real
+        spectral weights and "even" coordinates; needs ``factorized`` on
+        2-D and 3-D grids and no ``padding``.
     residual : bool, default=False
-        Make each layer a residual block, ``h + W2 GELU(W1 K(h))``, with ``K``
-        the spectral convolution and ``W1``, ``W2`` pointwise maps through
-        ``2 * width`` channels, instead of ``GELU(K(h) + W h)``.
+        Layers ``h + W2 GELU(W1 K(h))`` through ``2 * width`` channels, with
+        ``K`` the spectral convolution, instead of ``GELU(K(h) + W h)``.
     padding : float, default=0.0
-        Fraction of each axis appended as zeros before the Fourier layers and
-        cropped after them, for non-periodic problems.
+        Fraction of each axis appended as zeros for the Fourier layers, for
+        non-periodic problems.
     n_members : int, default=1
-        Independent FNOs of ``width`` channels held in one module and
-        evaluated together by grouped layers; ``forward`` returns the mean of
-        their predictions and :meth:`members` each member's.
+        Independent FNOs evaluated together by grouped layers; ``forward``
+        returns their mean, :meth:`members` each one's prediction.
     pooled : bool, default=False
-        Return the grid average of the output channels, shape
-        ``(n, out_channels)``: a functional instead of an operator.
+        Average the output over the grid, shape ``(n, out_channels)``.
 
     Examples
     --------
@@ -118,21 +105,9 @@ class FNO(nn.Module):
     resolution_invariant = True
 
     def __init__(
-        self,
-        in_channels,
-        out_channels,
-        grid_shape,
-        *,
-        width=32,
-        n_modes=12,
-        n_layers=4,
-        factorized=False,
-        positional=None,
-        symmetric=False,
-        residual=False,
-        padding=0.0,
-        n_members=1,
-        pooled=False,
+        self, in_channels, out_channels, grid_shape, *, width=32, n_modes=12, n_layers=4,
+        factorized=False, positional=None, symmetric=False, residual=False, padding=0.0,
+        n_members=1, pooled=False,
     ):
         super().__init__()
         if isinstance(n_members, (bool, np.bool_)) or not isinstance(n_members, (int, np.integer)):
@@ -187,8 +162,7 @@ class FNO(nn.Module):
         )
 
     def forward(self, x):
-        out = self.members(x)
-        return out.mean(dim=1)
+        return self.members(x).mean(dim=1)
 
     def members(self, x):
         """Every member's prediction, shape ``(n, n_members, out_channels, *grid)``
@@ -215,10 +189,7 @@ class FNO(nn.Module):
 
 
 class MLP(nn.Module):
-    """Multilayer perceptron on the flattened sampled function.
-
-    A fixed-resolution baseline: it sees the function only through its values
-    on the training grid.
+    """Multilayer perceptron on the flattened sampled function (fixed resolution).
 
     Parameters
     ----------
@@ -243,7 +214,9 @@ class MLP(nn.Module):
 
     resolution_invariant = False
 
-    def __init__(self, in_channels, out_channels, grid_shape, *, width=32, n_layers=4, pooled=False):
+    def __init__(
+        self, in_channels, out_channels, grid_shape, *, width=32, n_layers=4, pooled=False
+    ):
         super().__init__()
         self.out_shape = (out_channels,) if pooled else (out_channels,) + tuple(grid_shape)
         layers, size = [], in_channels * prod(grid_shape)

@@ -7,12 +7,11 @@ from torch import nn
 class Standardized(nn.Module):
     """Wrap an operator so that it reads and writes data in physical units.
 
-    The wrapped operator sees inputs shifted and scaled per channel and its
-    outputs are scaled back. In training mode, an operator with several
-    members (an :class:`~sklearn_mono.experts.FNO` with ``n_members > 1``)
-    gives every member's prediction, shape ``(n, n_members, ...)``, so that
-    the losses of this module train each member on its own error; in
-    evaluation mode it gives their mean.
+    The operator sees inputs standardised per channel and its outputs are
+    scaled back. In training mode, an operator with several members (an
+    :class:`~sklearn_mono.experts.FNO` with ``n_members > 1``) gives each
+    member's prediction, ``(n, n_members, ...)``, so the losses train each
+    member on its own error; in evaluation mode, their mean.
 
     Parameters
     ----------
@@ -45,11 +44,9 @@ def _member_axis(pred, target):
 
 
 class RelativeL2Loss(nn.Module):
-    """Mean over samples of ``||pred - target|| / ||target||``.
-
-    The norms run over every channel and grid point of a sample, so the loss
-    is the field's relative L2 error. With a member axis in ``pred``
-    (``(n, n_members, ...)``), each member's error counts on its own.
+    """Mean over samples of ``||pred - target|| / ||target||``, norms over all
+    channels and grid points; with a member axis in ``pred``, each member's
+    error counts on its own.
 
     Parameters
     ----------

@@ -11,15 +11,11 @@ from torch import nn
 class SpectralConv(nn.Module):
     """Fourier layer ``v -> IFFT(R · FFT(v))`` on 1-D, 2-D or 3-D grids.
 
-    The weights ``R`` act on the frequencies with ``-n_modes <= k_i < n_modes``
-    (and ``0 <= k_last < n_modes`` on the last axis, the half spectrum of a
-    real FFT); the other frequencies are set to zero. The weights do not
-    depend on the grid, so the layer applies at any resolution; a grid with
-    ``n`` points along an axis uses only the frequencies it resolves there,
-    ``|k| <= (n - 1) // 2``.
-
-    Axes between the channels and the grid's last ``n_dim`` axes are carried
-    along: the layer acts on each of their points alike.
+    ``R`` acts on the frequencies ``-n_modes <= k_i < n_modes`` (non-negative
+    on the last axis, a real FFT's half spectrum) and zeroes the others, so
+    the layer applies at any resolution, using on an axis of ``n`` points
+    the frequencies ``|k| <= (n - 1) // 2``. Axes between the channels and
+    the last ``n_dim`` axes are carried along.
 
     Parameters
     ----------
@@ -30,12 +26,11 @@ class SpectralConv(nn.Module):
     n_modes : int
         Modes kept along each axis.
     even : bool, default=False
-        Real weights instead of complex ones (half as many numbers): the
-        layer's convolution kernel is then even, ``k(-x) = k(x)``, and the
-        layer commutes with reflecting the periodic grid.
+        Real weights: an even kernel, so the layer commutes with reflecting
+        the periodic grid.
     groups : int, default=1
-        Split the channels into this many groups, each mixed only within
-        itself, as in :class:`torch.nn.Conv1d`.
+        Channel groups, each mixed only within itself, as in
+        :class:`torch.nn.Conv1d`.
 
     Examples
     --------
@@ -79,7 +74,7 @@ class SpectralConv(nn.Module):
         m = self.n_modes
         for block, signs in enumerate(product((1, -1), repeat=self.n_dim - 1)):
             data, held = [], []
-            for sign, n in zip(signs, grid):
+            for sign, n in zip(signs + (1,), grid):  # the last axis: a half spectrum
                 top = (n - 1) // 2  # the highest frequency this axis resolves
                 if sign > 0:
                     k = min(m, top + 1)
@@ -89,9 +84,6 @@ class SpectralConv(nn.Module):
                     k = min(m, top)
                     data.append(slice(n - k, n))
                     held.append(slice(m - k, m))
-            k = min(m, (grid[-1] - 1) // 2 + 1)
-            data.append(slice(0, k))
-            held.append(slice(0, k))
             part = (slice(None), slice(None)) + (Ellipsis,) + tuple(data)
             w = weight[(block, slice(None), slice(None)) + tuple(held)]
             c = coef[part].unflatten(1, (self.groups, -1))
@@ -103,11 +95,9 @@ class SpectralConv(nn.Module):
 class FactorizedSpectralConv(nn.Module):
     """Fourier layer acting on one axis at a time: ``v -> Σ_a IFFT_a(R_a · FFT_a(v))``.
 
-    Each grid axis ``a`` has its own one-dimensional :class:`SpectralConv`,
-    applied along that axis at every point of the others, and the results are
-    summed (the factorised Fourier layer of Tran et al., 2023). Weights grow
-    with the number of axes instead of with its power. On a 1-D grid it is
-    the same layer as :class:`SpectralConv`.
+    Sums one 1-D :class:`SpectralConv` per axis, applied along it (the
+    factorised Fourier layer of Tran et al., 2023); on a 1-D grid it is
+    :class:`SpectralConv`.
 
     Parameters
     ----------
@@ -118,8 +108,7 @@ class FactorizedSpectralConv(nn.Module):
     n_modes : int
         Modes kept along each axis.
     even : bool, default=False
-        Real weights on every axis: the layer then commutes with reflecting
-        any one axis of the periodic grid.
+        Real weights: the layer commutes with reflecting any one axis.
     groups : int, default=1
         Independent groups of channels, as in :class:`SpectralConv`.
 
