@@ -336,8 +336,8 @@ def evaluate(problem, train, tests, n_dim, out_channels, quick, fit_rounds=1):
         budgets = set()
         for row, model in zip(rows, fitted):
             if isinstance(model, MoNORegressor):
-                root = model.experts_[0]
-                n_epochs = root.max_epochs_ + (model.leaf_epochs if model.n_leaves_ > 1 else 0)
+                # A leaf's history holds the root's epochs and its own.
+                n_epochs = len(model.experts_[0].history)
                 row["fno"] = fno_name(n_epochs)
                 budgets.add(n_epochs)
         for n_epochs in sorted(budgets):

@@ -104,7 +104,7 @@ def _axis_multiplier_reference(layer, x):
         n = x.shape[dim]
         m = min(conv.n_modes, (n - 1) // 2 + 1)
         coef = torch.fft.rfft(x, dim=dim, norm="forward").movedim(dim, -1)[..., :m]
-        weight = conv.complex_weight()[0, ..., :m]  # (in, out, m)
+        weight = conv.full_weight()[..., :m]  # (in, out, m)
         mapped = torch.einsum("bi...k,iok->bo...k", coef, weight)
         full = torch.zeros(mapped.shape[:-1] + (n // 2 + 1,), dtype=mapped.dtype)
         full[..., :m] = mapped
@@ -268,7 +268,7 @@ def test_symmetric_fno_has_real_spectral_weights():
     assert _n_params(plain) - _n_params(symmetric) == 2 * 2 * 8 * 8 * 6
     layer = symmetric.spectral[0].axes[0]
     assert layer.weight.shape == (1, 8, 8, 6) and not layer.weight.is_complex()
-    assert not layer.complex_weight().imag.any()
+    assert not layer.full_weight().imag.any()
 
 
 def test_symmetric_fno_rejects_what_breaks_the_symmetry():

@@ -1,6 +1,5 @@
 """Spectral convolutions: learned linear maps on the lowest Fourier modes."""
 
-from itertools import product
 from math import sqrt
 
 import numpy as np
@@ -59,37 +58,71 @@ class SpectralConv(nn.Module):
         scale = sqrt(2.0) / (in_channels // groups * out_group)
         self.weight = nn.Parameter(scale * torch.rand(shape))
 
-    def complex_weight(self):
-        """The weights as complex numbers, ``(blocks, in, out / groups, *modes)``."""
-        if self.even:
-            return torch.complex(self.weight, torch.zeros_like(self.weight))
-        return torch.view_as_complex(self.weight)
+    def full_weight(self):
+        """Complex weights over every kept frequency, ``(in, out / groups, *K)``.
+
+        Non-last axes hold ``2 * n_modes`` frequencies, ordered
+        ``0 .. n_modes - 1, -n_modes .. -1``; the last axis holds
+        ``0 .. n_modes - 1``.
+        """
+        w = self.weight
+        w = torch.complex(w, torch.zeros_like(w)) if self.even else torch.view_as_complex(w)
+        d, m = self.n_dim, self.n_modes
+        if d == 1:
+            return w[0]
+        # The block index is one sign per non-last axis: interleave sign and mode.
+        n_in, n_out = w.shape[1:3]
+        w = w.reshape((2,) * (d - 1) + (n_in, n_out) + (m,) * d)
+        order = [d - 1, d] + [i for a in range(d - 1) for i in (a, d + 1 + a)] + [2 * d]
+        return w.permute(order).reshape((n_in, n_out) + (2 * m,) * (d - 1) + (m,))
 
     def forward(self, x):
-        dims = tuple(range(-self.n_dim, 0))
-        grid = x.shape[-self.n_dim :]
-        coef = torch.fft.rfftn(x, dim=dims, norm="forward")
-        out = coef.new_zeros((x.shape[0], self.weight.shape[2] * self.groups) + coef.shape[2:])
-        weight = self.complex_weight()
-        m = self.n_modes
-        for block, signs in enumerate(product((1, -1), repeat=self.n_dim - 1)):
-            data, held = [], []
-            for sign, n in zip(signs + (1,), grid):  # the last axis: a half spectrum
-                top = (n - 1) // 2  # the highest frequency this axis resolves
-                if sign > 0:
-                    k = min(m, top + 1)
-                    data.append(slice(0, k))
-                    held.append(slice(0, k))
-                else:  # frequencies -k .. -1
-                    k = min(m, top)
-                    data.append(slice(n - k, n))
-                    held.append(slice(m - k, m))
-            part = (slice(None), slice(None)) + (Ellipsis,) + tuple(data)
-            w = weight[(block, slice(None), slice(None)) + tuple(held)]
-            c = coef[part].unflatten(1, (self.groups, -1))
-            w = w.unflatten(0, (self.groups, -1))
-            out[part] = torch.einsum("bgi...,gio...->bgo...", c, w).flatten(1, 2)
-        return torch.fft.irfftn(out, s=grid, dim=dims, norm="forward")
+        d, lead = self.n_dim, x.ndim - self.n_dim  # grid axes, and the axes before them
+        bases = _bases(x.shape[lead:], self.n_modes, x.dtype, x.device)
+        # To the kept frequencies: the last axis by a real product giving real
+        # and imaginary parts, each other axis by a complex product.
+        coef = torch.view_as_complex((x @ bases[-1][0]).unflatten(-1, (-1, 2)))
+        for axis, (forward, _) in enumerate(bases[:-1]):
+            coef = (coef.movedim(lead + axis, -1) @ forward).movedim(-1, lead + axis)
+        # Mix the channels within each group, frequency by frequency.
+        coef = coef.unflatten(1, (self.groups, -1))
+        weight = self.full_weight().unflatten(0, (self.groups, -1))
+        coef = torch.einsum("bgi...,gio...->bgo...", coef, weight).flatten(1, 2)
+        # And back to the grid.
+        for axis, (_, inverse) in enumerate(bases[:-1]):
+            coef = (coef.movedim(lead + axis, -1) @ inverse).movedim(-1, lead + axis)
+        return torch.view_as_real(coef).flatten(-2) @ bases[-1][1]
+
+
+def _bases(grid, n_modes, dtype, device):
+    """Truncated Fourier bases of a grid, one ``(forward, inverse)`` pair per axis.
+
+    Forward maps samples to the kept frequencies, ``exp(-2 pi i k j / n) / n``,
+    and inverse maps them back, ``exp(2 pi i k j / n)``, with the frequencies
+    the axis does not resolve (``|k| > (n - 1) // 2``) set to zero. On a
+    non-last axis both are complex, ``(n, 2 n_modes)`` and ``(2 n_modes, n)``.
+    On the last axis, the half spectrum of a real function, they are real with
+    real and imaginary parts interleaved, ``(n, 2 n_modes)`` and
+    ``(2 n_modes, n)``, conjugate frequencies counted twice on the way back.
+    """
+    m, bases = n_modes, []
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    for axis, n in enumerate(grid):
+        last = axis == len(grid) - 1
+        k = torch.arange(m) if last else torch.cat([torch.arange(m), torch.arange(-m, 0)])
+        angle = 2 * torch.pi * torch.outer(torch.arange(n), k).double() / n  # (n, K)
+        keep = (k.abs() <= (n - 1) // 2).double()
+        if last:
+            cos_sin = torch.stack([angle.cos(), -angle.sin()], -1)  # (n, m, [re, im])
+            forward = (cos_sin * (keep / n)[:, None]).reshape(n, 2 * m)
+            inverse = cos_sin * (keep * torch.where(k == 0, 1.0, 2.0))[:, None]
+            inverse = inverse.permute(1, 2, 0).reshape(2 * m, n)
+            bases.append((forward.to(device, dtype), inverse.to(device, dtype)))
+        else:
+            forward = torch.polar(keep / n, -angle)
+            inverse = torch.polar(keep.expand_as(angle), angle).T
+            bases.append((forward.to(device, complex_dtype), inverse.to(device, complex_dtype)))
+    return bases
 
 
 class FactorizedSpectralConv(nn.Module):
