@@ -274,7 +274,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
 
     def _validate_query(self, X):
         check_is_fitted(self)
-        return validate_query(self, X, self.grid_shape, self.experts_[0].resolution_invariant)
+        expert = NeuralOperatorRegressor() if self.expert is None else self.expert
+        return validate_query(self, X, self.grid_shape, expert.resolution_invariant)
 
     def _route(self, F):
         """Leaf of each canonical function of ``F``."""
@@ -323,6 +324,23 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
                 out = np.empty((len(F),) + pred.shape[1:], dtype=pred.dtype)
             out[rows] = pred
         return restore_targets(out, self.target_layout_)
+
+    def resident_experts(self):
+        """The leaves whose experts are in memory, with their bytes of weights.
+
+        Every expert of a fitted or eagerly loaded model is in memory; a model
+        loaded with ``load(path, lazy=True)`` holds only those read so far
+        (see ``docs/saving.rst``).
+
+        Returns
+        -------
+        resident : dict of int to int
+            Bytes of weights and buffers by leaf.
+        """
+        check_is_fitted(self)
+        if hasattr(self.experts_, "resident"):
+            return self.experts_.resident()
+        return {leaf: net.nbytes_ for leaf, net in enumerate(self.experts_)}
 
     def score(self, X, y, sample_weight=None):
         """R² of the predictions over all output values, ``1 - SSE / SST``.

@@ -70,6 +70,33 @@ def fine_tune(root, X, y, *, max_epochs, random_state, device, n_threads=None):
         torch.set_num_threads(threads)
 
 
+# How joblib's process backend (loky) and Dask report a worker process that died
+# with its tasks; named, since Dask need not be installed.
+_LOST_WORKER = {"TerminatedWorkerError", "KilledWorker", "FutureCancelledError", "CancelledError"}
+
+
+def _in_parallel(jobs, n_jobs):
+    """``jobs`` run by joblib, run again once when a worker process died with some of
+    them (the jobs are seeded, so a rerun gives what an undisturbed run gives)."""
+    for attempt in range(2):
+        try:
+            return Parallel(n_jobs=n_jobs)(jobs)
+        except BaseException as error:
+            if type(error).__name__ not in _LOST_WORKER:
+                raise
+            if attempt:
+                raise RuntimeError(
+                    f"A worker process training the leaves' experts died twice "
+                    f"({type(error).__name__}); the fit was stopped. Check the workers' "
+                    f"memory and logs, or fit with fewer parallel jobs."
+                ) from error
+            warnings.warn(
+                f"A worker process died while training the leaves' experts "
+                f"({type(error).__name__}); training them again.",
+                UserWarning,
+            )
+
+
 def fine_tune_leaves(root, X, y, cells, seeds, *, max_epochs, device, n_jobs, bar):
     """One copy of ``root`` fine-tuned per cell of samples, side by side with joblib;
     a copy of the root itself, with a warning, where training fails."""
@@ -86,7 +113,7 @@ def fine_tune_leaves(root, X, y, cells, seeds, *, max_epochs, device, n_jobs, ba
     if n_workers == 1:
         results = (function(*args, **kwargs) for function, args, kwargs in jobs)
     else:
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+        results = _in_parallel(jobs, n_jobs)
     experts = []
     for leaf, (net, notes) in enumerate(results):
         bar.update(1)

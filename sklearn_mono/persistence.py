@@ -14,6 +14,10 @@ import hashlib
 import json
 import os
 import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import numpy as np
@@ -30,7 +34,7 @@ from ._training import resolve_device
 from .encoders import FourierEncoder, PCAEncoder
 from .experts import MLP, FNO, NeuralOperatorRegressor, RelativeL2Loss, StandardizedMSELoss
 
-__all__ = ["load", "save"]
+__all__ = ["ExpertFile", "load", "save"]
 
 FORMAT, VERSION = "sklearn_mono.MoNORegressor", 1
 MAX_HEADER = 64 * 2**20  # bytes of JSON header a model file may hold
@@ -94,9 +98,12 @@ def save(model, path):
         params["random_state"] = None  # a RandomState instance is not plain data
     tree, net = model.tree_, model.experts_[0]
     tensors = {f"tree.{name}": _tensor(getattr(tree, name)) for name in _TREE_ARRAYS}
+    experts, weights = [], {}
     for leaf, expert in enumerate(model.experts_):
-        for key, value in expert.module_.state_dict().items():
-            tensors[f"experts.{leaf}.{key}"] = value.detach().cpu().contiguous()
+        state = {f"experts.{leaf}.{key}": value.detach().cpu().contiguous()
+                 for key, value in expert.module_.state_dict().items()}
+        experts.append({**_attrs(expert, _EXPERT_FITTED), "digest": _digest("", state)})
+        weights.update(state)
     description = {
         "format": FORMAT,
         "version": VERSION,
@@ -104,7 +111,7 @@ def save(model, path):
         "encoder": _encoder_state(model.encoder_, tensors),
         "tree": _attrs(tree, ("n_leaves", "min_samples_leaf", "split")),
         "expert_params": _expert_params(net, skip=("device", "random_state")),
-        "experts": [_attrs(e, _EXPERT_FITTED) for e in model.experts_],
+        "experts": experts,
         "expert_layout": _attrs(net, _EXPERT_LAYOUT),
         "fitted": _attrs(model, _MODEL_FITTED),
         "target_layout_": model.target_layout_,
@@ -118,11 +125,18 @@ def save(model, path):
             f"({error}); use joblib.dump for it."
         ) from None
     metadata = {"description": text, "digest": _digest(text, tensors)}
-    save_file(tensors, os.fspath(path), metadata=metadata)
+    save_file({**tensors, **weights}, os.fspath(path), metadata=metadata)
 
 
-def load(path, *, device="auto", custom_objects=None):
+def load(path, *, device="auto", custom_objects=None, lazy=False, max_experts_in_memory=None):
     """Read a model written by :func:`save`.
+
+    With ``lazy=True`` only the description, the encoder and the tree are
+    read: each expert stays in the file until a query is routed to it, and
+    at most ``max_experts_in_memory`` experts are kept, the least recently
+    used dropped first (see ``docs/saving.rst``). Predictions are the same
+    as after an eager load. Every expert's weights are checked against
+    their digest when they are read.
 
     Parameters
     ----------
@@ -134,23 +148,137 @@ def load(path, *, device="auto", custom_objects=None):
     custom_objects : dict, default=None
         Operator classes of one's own by name, e.g. ``{"MyOperator":
         MyOperator}``, for models whose expert uses them.
+    lazy : bool, default=False
+        Leave the experts in the file until they are needed; ``experts_`` is
+        then an :class:`ExpertFile`.
+    max_experts_in_memory : int, default=None
+        With ``lazy``, the most experts kept in memory at once; None keeps
+        every expert once read.
 
     Returns
     -------
     model : MoNORegressor
         The fitted model, ready to predict.
     """
+    if max_experts_in_memory is not None and not (
+        isinstance(max_experts_in_memory, (int, np.integer)) and max_experts_in_memory >= 1
+    ):
+        raise ValueError(
+            f"max_experts_in_memory must be a positive integer or None, got "
+            f"{max_experts_in_memory!r}."
+        )
     description, tensors = _read(path)
+    device, classes = resolve_device(device), {**_CLASSES, **(custom_objects or {})}
+    with _rebuilding(path):
+        model = _rebuild(description, tensors, classes)
+        model.device_ = device
+        experts = ExpertFile(path, description, device, classes, max_experts_in_memory)
+        model.experts_ = experts if lazy else [experts[leaf] for leaf in range(len(experts))]
+    return model
+
+
+class ExpertFile(Sequence):
+    """The experts of a model file, read when first used.
+
+    Indexing it gives the expert of a leaf, read from the file (and checked
+    against its digest) when it is not in memory; at most
+    ``max_in_memory`` experts are kept, the least recently used dropped
+    first. Safe to use from several threads. It pickles and copies as the
+    plain list of every expert, read from the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+    description : dict
+        The file's checked description.
+    device : str
+        Device of the experts read.
+    classes : dict
+        Classes the experts may name, by name.
+    max_in_memory : int, default=None
+        The most experts kept in memory; None keeps all.
+    """
+
+    def __init__(self, path, description, device, classes, max_in_memory=None):
+        self.path, self.description = path, description
+        self.device, self.classes, self.max_in_memory = device, classes, max_in_memory
+        self._resident, self._lock = OrderedDict(), threading.Lock()
+
+    def __len__(self):
+        return len(self.description["experts"])
+
+    def __getitem__(self, leaf):
+        if isinstance(leaf, slice):
+            return [self[i] for i in range(len(self))[leaf]]
+        leaf = range(len(self))[leaf]
+        with self._lock:
+            if leaf in self._resident:
+                self._resident.move_to_end(leaf)
+                return self._resident[leaf]
+            net = _read_expert(self.path, self.description, leaf, self.device, self.classes)
+            self._resident[leaf] = net
+            while self.max_in_memory is not None and len(self._resident) > self.max_in_memory:
+                self._resident.popitem(last=False)
+            return net
+
+    def resident(self):
+        """The leaves whose experts are in memory, with their bytes of weights.
+
+        Returns
+        -------
+        resident : dict of int to int
+            Bytes of weights and buffers by leaf, least recently used first.
+        """
+        with self._lock:
+            return {leaf: net.nbytes_ for leaf, net in self._resident.items()}
+
+    def __reduce__(self):
+        return list, (self[:],)
+
+
+def _read_expert(path, description, leaf, device, classes):
+    """The expert of ``leaf`` read from ``path``, its weights checked against their digest."""
+    prefix = f"experts.{leaf}."
+    with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
+        state = {name: f.get_tensor(name) for name in f.keys() if name.startswith(prefix)}
+    fitted = description["experts"][leaf]
+    if _digest("", state) != fitted["digest"]:
+        raise ValueError(
+            f"{path}: the weights of the expert of leaf {leaf} failed their integrity check; "
+            f"the file was altered or damaged after it was saved. Refusing to use them."
+        )
+    state = {name[len(prefix):]: value for name, value in state.items()}
+    with _rebuilding(path):
+        net = _expert_from(description["expert_params"], classes).set_params(device=device)
+        _set(net, {**description["expert_layout"], **_attrs(fitted, _EXPERT_FITTED)})
+        net.stats_ = tuple(state[k] for k in ("x_shift", "x_scale", "y_shift", "y_scale"))
+        with torch.random.fork_rng(devices=[]):  # the weights are overwritten below
+            net.initialize()
+        if net.module_params_ != fitted["module_params_"]:
+            raise TypeError(
+                f"the expert of leaf {leaf} was built with {fitted['module_params_']}, "
+                f"which this release's defaults do not rebuild"
+            )
+        net.module_.load_state_dict(state)
+        net.module_.eval()
+    return net
+
+
+@contextmanager
+def _rebuilding(path):
+    """Errors from rebuilding a described model, as ValueErrors that name the file."""
     try:
-        return _rebuild(description, tensors, resolve_device(device), custom_objects or {})
+        yield
     except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as error:
         raise ValueError(
             f"{path} describes a model that cannot be rebuilt: {type(error).__name__}: {error}"
         ) from None
 
 
+
 def _read(path):
-    """The description and tensors of a model file, checked before use."""
+    """The description and routing tensors of a model file, checked before use."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(8)
@@ -163,7 +291,8 @@ def _read(path):
     try:
         with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors = {name: f.get_tensor(name) for name in f.keys()
+                       if not name.startswith("experts.")}
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(
             f"{path} is not a readable sklearn_mono model file: {error}. It may be truncated "
@@ -189,8 +318,8 @@ def _read(path):
     return description, tensors
 
 
-def _rebuild(description, tensors, device, custom_objects):
-    classes = {**_CLASSES, **custom_objects}
+def _rebuild(description, tensors, classes):
+    """The model of a description, without its experts."""
     params = dict(description["params"])
     if params["expert"] is not None:
         params["expert"] = _expert_from(params["expert"], classes)
@@ -198,34 +327,13 @@ def _rebuild(description, tensors, device, custom_objects):
         params["encoder"] = _instance(params["encoder"], classes)
     params["grid_shape"] = _tuple(params["grid_shape"])
     model = MoNORegressor(**params)
-
-    encoder = _encoder_from(description["encoder"], tensors, classes)
-    tree = KDPartition(**description["tree"])
-    _set(tree, {name: tensors[f"tree.{name}"].numpy() for name in _TREE_ARRAYS})
-    tree.leaf_samples = None  # training data are not kept
-    experts = []
-    for leaf, fitted in enumerate(description["experts"]):
-        net = _expert_from(description["expert_params"], classes).set_params(device=device)
-        _set(net, {**description["expert_layout"], **fitted})
-        prefix = f"experts.{leaf}."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        net.stats_ = tuple(state[k] for k in ("x_shift", "x_scale", "y_shift", "y_scale"))
-        with torch.random.fork_rng(devices=[]):  # the weights are overwritten below
-            net.initialize()
-        if net.module_params_ != fitted["module_params_"]:
-            raise TypeError(
-                f"the expert of leaf {leaf} was built with {fitted['module_params_']}, "
-                f"which this release's defaults do not rebuild"
-            )
-        net.module_.load_state_dict(state)
-        net.module_.eval()
-        experts.append(net)
-
+    model.encoder_ = _encoder_from(description["encoder"], tensors, classes)
+    model.tree_ = KDPartition(**description["tree"])
+    _set(model.tree_, {name: tensors[f"tree.{name}"].numpy() for name in _TREE_ARRAYS})
+    model.tree_.leaf_samples = None  # training data are not kept
     _set(model, {**description["fitted"], "target_layout_": description["target_layout_"]})
-    model.device_ = device
     if description["feature_names_in_"] is not None:
         model.feature_names_in_ = np.asarray(description["feature_names_in_"], dtype=object)
-    model.encoder_, model.tree_, model.experts_ = encoder, tree, experts
     return model
 
 
@@ -303,8 +411,9 @@ def _encoder_from(state, tensors, classes):
 
 
 def _attrs(obj, names):
-    """Named attributes of ``obj``, as a dict."""
-    return {name: getattr(obj, name) for name in names}
+    """Named attributes (or items, of a dict) of ``obj``, as a dict."""
+    get = obj.get if isinstance(obj, dict) else lambda name: getattr(obj, name)
+    return {name: get(name) for name in names}
 
 
 def _set(obj, attributes):

@@ -73,3 +73,55 @@ def test_grid_search_on_a_dask_cluster(dask_client, antiderivative_small):
     local = search().fit(X, y)
     assert remote.best_params_ == local.best_params_
     np.testing.assert_allclose(remote_scores, local.cv_results_["mean_test_score"], rtol=1e-4)
+
+
+def test_predict_a_dask_array_blockwise(dask_client, antiderivative_small):
+    # The recipe of docs/scaling.rst: the model is scattered to every worker
+    # once, and each block of the array is predicted where it lies.
+    da = pytest.importorskip("dask.array")
+    X, y = antiderivative_small
+    model = small_mono(4).fit(X, y)
+    X_big = da.from_array(np.tile(X, (5, 1)), chunks=(100, -1))
+    remote_model = dask_client.scatter(model, broadcast=True)
+    y_big = X_big.map_blocks(
+        lambda block, model: model.predict(block), remote_model, dtype=X.dtype,
+        chunks=(X_big.chunks[0], y.shape[1]),
+    )
+    np.testing.assert_array_equal(y_big.compute(), np.tile(model.predict(X), (5, 1)))
+    assert X_big.numblocks[0] == 4 and y_big.numblocks[0] == 4
+
+
+def test_a_dask_fit_survives_a_worker_that_dies(dask_client, antiderivative_small, tmp_path):
+    # The first leaf task that starts training ends its worker process; Dask
+    # restarts the worker, and the fit trains the leaves again.
+    import os
+
+    from ._crashing import CrashesOnce
+
+    X, y = antiderivative_small
+    marker = str(tmp_path / "crashed")
+
+    def fit():
+        expert = small_expert(module=CrashesOnce, module__marker=marker, module__parent=os.getpid())
+        with joblib.parallel_config(backend="dask"):
+            return small_mono(4, expert=expert).fit(X, y)
+
+    with pytest.warns(UserWarning, match="A worker process died"):
+        disturbed = fit()
+    assert os.path.exists(marker)  # a worker did die
+    undisturbed = fit()
+    np.testing.assert_array_equal(disturbed.predict(X), undisturbed.predict(X))
+
+
+def test_a_process_fit_survives_a_worker_that_dies(antiderivative_small, tmp_path):
+    import os
+
+    from ._crashing import CrashesOnce
+
+    X, y = antiderivative_small
+    marker = str(tmp_path / "crashed")
+    expert = small_expert(module=CrashesOnce, module__marker=marker, module__parent=os.getpid())
+    with pytest.warns(UserWarning, match="A worker process died"):
+        disturbed = small_mono(4, expert=expert, n_jobs=2).fit(X, y)
+    undisturbed = small_mono(4, expert=expert, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(disturbed.predict(X), undisturbed.predict(X))

@@ -384,6 +384,12 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         return None
 
     @property
+    def nbytes_(self):
+        """Bytes of the trained operator's weights and buffers."""
+        check_is_fitted(self)
+        return sum(t.numel() * t.element_size() for t in self.module_.state_dict().values())
+
+    @property
     def resolution_invariant(self):
         """Whether the operator evaluates on grids other than the fit grid."""
         return bool(getattr(self.module, "resolution_invariant", False))
