@@ -1,89 +1,124 @@
-"""Darcy flow: learn permeability -> pressure, and see which expert answers each input.
+"""
+Darcy flow: which expert answers each input
+===========================================
 
-Fits ``MoNORegressor`` on ``make_darcy`` at 16x16 and writes two figures:
-
-* ``darcy_predictions.png``: input, truth, prediction and error for three test
-  samples;
-* ``darcy_leaves.png``: the training inputs' encodings (first two principal
-  components of their Fourier features), coloured by the leaf that routes them.
-
-Run ``python examples/darcy.py`` (``--quick`` for a fast check, ``--output-dir``
-for where the figures go).
+Darcy flow maps the permeability ``a(x, y)`` of a porous medium to the
+pressure ``u(x, y)`` it produces. :func:`~sklearn_mono.datasets.make_darcy`
+draws random permeability fields and solves for the pressure on a 16x16 grid.
+This example fits :class:`~sklearn_mono.MoNORegressor`, looks at its
+predictions, then at how it routes the inputs: which expert answers which
+kind of field.
 """
 
-import argparse
+# %%
+# Data and model
+# --------------
+# ``X`` holds one 16x16 permeability field per sample and ``y`` the pressure
+# on the same grid. The expert here is smaller than the 2-D default (one FNO
+# of width 16 rather than two): each leaf gets its own copy, trained first on
+# all samples (the root expert) and then on its own group of inputs.
 import os
-import time
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from sklearn.decomposition import PCA
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+from sklearn_mono import MoNORegressor, NeuralOperatorRegressor
+from sklearn_mono import relative_l2_error
+from sklearn_mono.datasets import make_darcy
 
-from sklearn_mono import MoNORegressor, NeuralOperatorRegressor, relative_l2_error  # noqa: E402
-from sklearn_mono.datasets import make_darcy  # noqa: E402
+# quick mode: less data, 6 + 3 epochs
+QUICK = os.environ.get("SKLEARN_MONO_EXAMPLES_QUICK") == "1"
 
+n_train, n_test = (200, 20) if QUICK else (800, 100)
+epochs, leaf_epochs = (6, 3) if QUICK else (40, 40)
+# solved at 32x32 and sampled at 16x16 (every other point)
+data = make_darcy(n_train + n_test, resolutions=(16, 32), random_state=0)
+X, y = data[16]
+X_train, y_train = X[:n_train], y[:n_train]
+X_test, y_test = X[n_train:], y[n_train:]
 
-def main(quick=False, output_dir="."):
-    n_train, n_test = (120, 20) if quick else (800, 100)
-    epochs = 3 if quick else 40
-    data = make_darcy(n_samples=n_train + n_test, resolutions=(16, 32), random_state=0)
-    X, y = data[16]
-    # A small, quick model: one FNO of width 16 per leaf (the 2-D default
-    # is two members of width 16 each), trained for `epochs` on all samples
-    # and `epochs` more on each leaf's cell.
-    expert = NeuralOperatorRegressor(module__width=16, module__n_members=1, max_epochs=epochs)
-    model = MoNORegressor(n_leaves=4, expert=expert, leaf_epochs=epochs, random_state=0)
-    start = time.perf_counter()
-    model.fit(X[:n_train], y[:n_train])
-    seconds = time.perf_counter() - start
-    pred = model.predict(X[n_train:])
-    error = relative_l2_error(y[n_train:], pred)
-    print(f"Darcy 16x16: test relative L2 {error:.3f}, fit {seconds:.1f} s, "
-          f"active {model.n_params_active_:,} / total {model.n_params_total_:,} parameters")
+expert = NeuralOperatorRegressor(
+    module__width=16, module__n_members=1, max_epochs=epochs
+)
+model = MoNORegressor(
+    n_leaves=4, expert=expert, leaf_epochs=leaf_epochs, random_state=0
+)
+model.fit(X_train, y_train)
+y_pred = model.predict(X_test)
+error = relative_l2_error(y_test, y_pred)
+print(f"Darcy 16x16: test relative L2 {error:.3f}")
+print(f"active parameters {model.n_params_active_:,}, "
+      f"stored {model.n_params_total_:,}")
 
-    fig, axes = plt.subplots(3, 4, figsize=(13, 9.5), constrained_layout=True)
-    for row, i in enumerate((0, 1, 2)):
-        sample = n_train + i
-        panels = [
-            (X[sample], "input a", "viridis"),
-            (y[sample], "truth u", "magma"),
-            (pred[i], "prediction", "magma"),
-            (np.abs(pred[i] - y[sample]), "|error|", "inferno"),
-        ]
-        for ax, (field, title, cmap) in zip(axes[row], panels):
-            image = ax.imshow(field.T, origin="lower", extent=(0, 1, 0, 1), cmap=cmap)
-            ax.set_title(f"sample {i}: {title}", fontsize=11)
-            ax.set_xlabel("x")
-            ax.set_ylabel("y")
-            fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle(f"MoNORegressor on Darcy flow (16x16): test relative L2 {error:.3f}")
-    fig.savefig(os.path.join(output_dir, "darcy_predictions.png"), dpi=90)
-    plt.close(fig)
+# %%
+# Predictions
+# -----------
+# Three test samples: the permeability, the true pressure, the prediction and
+# the absolute error.
+fig, axes = plt.subplots(3, 4, figsize=(13, 9.5), constrained_layout=True)
+for row in range(3):
+    panels = [
+        (X_test[row], "input a", "viridis"),
+        (y_test[row], "truth u", "magma"),
+        (y_pred[row], "prediction", "magma"),
+        (np.abs(y_pred[row] - y_test[row]), "|error|", "inferno"),
+    ]
+    for ax, (field, title, cmap) in zip(axes[row], panels):
+        image = ax.imshow(
+            field.T, origin="lower", extent=(0, 1, 0, 1), cmap=cmap
+        )
+        ax.set_title(f"sample {row}: {title}", fontsize=11)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+fig.suptitle(
+    f"MoNORegressor on Darcy flow (16x16): test relative L2 {error:.3f}"
+)
 
-    encodings = model.encoder_.transform(X[:n_train, None])
-    coords = PCA(n_components=2).fit_transform(encodings)
-    leaves = model.apply(X[:n_train])
-    fig, ax = plt.subplots(figsize=(6.5, 5.5), constrained_layout=True)
-    colours = ListedColormap(plt.get_cmap("tab10").colors[: model.n_leaves_])
-    points = ax.scatter(coords[:, 0], coords[:, 1], c=leaves, cmap=colours, s=14,
-                        vmin=-0.5, vmax=model.n_leaves_ - 0.5)
-    bar = fig.colorbar(points, ax=ax, ticks=range(model.n_leaves_))
-    bar.set_label("leaf (expert)")
-    ax.set_xlabel("first principal component of the Fourier encoding")
-    ax.set_ylabel("second principal component")
-    ax.set_title(f"Training inputs routed to {model.n_leaves_} experts (depth {model.depth_})")
-    fig.savefig(os.path.join(output_dir, "darcy_leaves.png"), dpi=90)
-    plt.close(fig)
-    return error
+# %%
+# How the inputs are routed
+# -------------------------
+# The model does not route on the raw grid values: its encoder keeps a few
+# low Fourier modes of each field (``model.encoder_``), and a tree of median
+# splits divides those vectors into four cells, one per expert.
+# ``model.apply`` returns the cell of each input. On the left, the training
+# inputs' encodings projected on their first two principal components and
+# coloured by cell; on the right, the average input field of each cell. The
+# cells group fields by their large-scale pattern, which is what the
+# encoder sees; each expert then specialises on one such group.
+encodings = model.encoder_.transform(X_train[:, None])
+coords = PCA(n_components=2).fit_transform(encodings)
+leaves = model.apply(X_train)
+k = model.n_leaves_
+colours = plt.get_cmap("tab10").colors[:k]
 
+fig = plt.figure(figsize=(12, 5.2), constrained_layout=True)
+left, right = fig.subfigures(1, 2, width_ratios=[1.25, 1])
+ax = left.subplots()
+points = ax.scatter(
+    coords[:, 0], coords[:, 1], c=leaves, s=14,
+    cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5,
+)
+left.colorbar(points, ax=ax, ticks=range(k), label="leaf (expert)")
+ax.set_xlabel("first principal component of the Fourier encoding")
+ax.set_ylabel("second principal component")
+ax.set_title(
+    f"Training inputs routed to {k} experts (tree depth {model.depth_})"
+)
+axes = right.subplots(2, (k + 1) // 2, squeeze=False).ravel()
+for leaf, ax in enumerate(axes):
+    if leaf >= k:
+        ax.set_axis_off()
+        continue
+    mean_input = X_train[leaves == leaf].mean(axis=0)
+    ax.imshow(mean_input.T, origin="lower", cmap="viridis")
+    n_inputs = np.sum(leaves == leaf)
+    ax.set_title(f"leaf {leaf}: {n_inputs} inputs", color=colours[leaf])
+    ax.set_xticks([])
+    ax.set_yticks([])
+right.suptitle("average input field of each leaf")
+plt.show()
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data and epochs")
-    parser.add_argument("--output-dir", default=".", help="where the PNG files go")
-    args = parser.parse_args()
-    main(args.quick, args.output_dir)
+# sphinx_gallery_thumbnail_number = 2
