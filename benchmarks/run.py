@@ -48,7 +48,8 @@ from sklearn_mono.experts import RelativeL2Loss
 
 
 def count_parameters(module):
-    return sum(p.numel() for p in module.parameters())
+    """Real numbers in a module's parameters (a complex weight counts twice)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in module.parameters())
 
 # The configuration found best for each problem (see the docs' benchmarks
 # page), with at most a quarter of a standard FNO's parameters per query, as

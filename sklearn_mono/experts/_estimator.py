@@ -122,7 +122,8 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
     max_epochs : int or "auto", default="auto"
         Training epochs; the value used is ``max_epochs_``.
     batch_size : int, default=32
-        Mini-batch size in training and prediction.
+        Mini-batch size in training. Prediction runs in batches of
+        ``iterator_valid__batch_size`` samples, 1024 unless set.
     grid_shape : tuple of int, default=None
         Grid onto which each row of 2-D ``X`` and ``y`` is folded.
     grid_ndim : int, default=None
@@ -412,7 +413,8 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         F, _ = validate_query(self, X, self.grid_shape, self.resolution_invariant)
         self.module_.eval()
         with torch.inference_mode():  # without a DataLoader's random draws
-            out = self._forward(_as_tensor(F), self.batch_size)
+            step = self.get_params_for("iterator_valid").get("batch_size", 1024)
+            out = self._forward(_as_tensor(F), step)
         return restore_targets(out.numpy().astype(F.dtype, copy=False), self.target_layout_)
 
     def _forward(self, X, step):
