@@ -78,7 +78,7 @@ def build(n_leaves, X, y, path):
 
     expert = NeuralOperatorRegressor(max_epochs=1, random_state=0)
     model = MoNORegressor(n_leaves, expert=expert, min_samples_leaf=2, leaf_epochs=1,
-                          overlap=0.0, device="cpu", random_state=0)
+                          device="cpu", random_state=0)
     model.fit(X, y)
     save(model, path)
     return model
@@ -115,21 +115,21 @@ def main():
             lazy = measure(path, "lazy", queries_path)
             bounded = measure(path, "bounded", queries_path) if n_leaves > 1 else None
             rows.append((n_leaves, model, os.path.getsize(path), built, eager, lazy, bounded))
-            print(f"built {n_leaves} leaves in {built:.0f} s", flush=True)
+            print(f"built {model.n_leaves_} of {n_leaves} leaves in {built:.0f} s", flush=True)
     reference = rows[0][4]["peak"]  # one expert, its router and the torch runtime, loaded eagerly
     print("\n| leaves | file MiB | eager + 1 query MiB | lazy + 1 query MiB | lazy / eager |"
           " lazy / (1-leaf eager) | query to a cold expert ms | same query again ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for n_leaves, _, size, _, eager, lazy, _ in rows:
-        print(f"| {n_leaves} | {size * mib:.1f} | {eager['peak'] * mib:.1f} | {lazy['peak'] * mib:.1f} |"
+    for _, model, size, _, eager, lazy, _ in rows:
+        print(f"| {model.n_leaves_} | {size * mib:.1f} | {eager['peak'] * mib:.1f} | {lazy['peak'] * mib:.1f} |"
               f" {lazy['peak'] / eager['peak']:.2f} | {lazy['peak'] / reference:.2f} |"
               f" {lazy.get('cold_ms', float('nan')):.1f} | {lazy.get('warm_ms', float('nan')):.1f} |")
     print("\nLazy, max_experts_in_memory=8, 1000 queries in ten batches of 100:\n")
     print("| leaves | leaves visited | resident at the end | memory after each batch MiB | spread MiB |")
     print("| --- | --- | --- | --- | --- |")
-    for n_leaves, _, _, _, _, _, bounded in rows[1:]:
+    for _, model, _, _, _, _, bounded in rows[1:]:
         after = [a * mib for a in bounded["after_batches"]]
-        print(f"| {n_leaves} | {bounded['leaves_visited']} | {bounded['resident']} |"
+        print(f"| {model.n_leaves_} | {bounded['leaves_visited']} | {bounded['resident']} |"
               f" {', '.join(f'{a:.1f}' for a in after)} | {max(after) - min(after):.1f} |")
 
 

@@ -1,28 +1,26 @@
-"""A balanced k-d-tree-like partition of encoded inputs.
+"""The routing tree: hyperplane splits of encoded inputs, chosen where an expert's fit
+changes across the inputs.
 
-Grown best-first: the largest cell is split at the median of its projection
-on one direction, until ``n_leaves`` cells exist or none can be split without
-leaving fewer than ``min_samples_leaf`` samples on a side. A query costs
-``O(depth * n_features)``.
+A query goes down the tree with one comparison per level, ``O(depth *
+n_features)``. Splits are added one at a time by :func:`best_split`, which
+reads the per-sample gradients of the expert being split (its *scores*).
 """
-
-import heapq
 
 import numpy as np
 
+# Least fraction of a cell's samples on either side of a split.
+TRIM = 0.1
 
-class KDPartition:
-    """Partition of a vector space into cells, each a leaf of a binary tree.
+
+class Partition:
+    """Binary tree of hyperplane splits; its leaves partition the encoding space.
+
+    A fresh tree is one leaf, the root; :meth:`split` turns a leaf into two.
 
     Parameters
     ----------
-    n_leaves : int
-        Number of cells wanted.
-    min_samples_leaf : int, default=1
-        Fewest training samples a cell may hold.
-    split : {"pca", "widest"}, default="pca"
-        Direction along which a cell is halved: its principal direction, or
-        its coordinate of largest spread.
+    n_features : int
+        Length of the encodings routed.
 
     Attributes
     ----------
@@ -34,88 +32,46 @@ class KDPartition:
         Child node ids, ``-1`` at leaves.
     parent : ndarray of shape (n_nodes,)
         Parent node id, ``-1`` at the root.
-    leaf_id : ndarray of shape (n_nodes,)
-        Leaf index (0 .. n_leaves - 1) of leaf nodes, ``-1`` elsewhere.
     node_depth : ndarray of shape (n_nodes,)
         Depth of each node, 0 at the root.
-    leaf_samples : list of ndarray
-        Indices of the training samples of each leaf.
+    leaf_nodes : ndarray of shape (n_leaves,)
+        Node id of each leaf, in increasing order: leaf ``i`` is node ``leaf_nodes[i]``.
+    leaf_id : ndarray of shape (n_nodes,)
+        Leaf index of leaf nodes, ``-1`` elsewhere.
     """
 
-    def __init__(self, n_leaves, min_samples_leaf=1, split="pca"):
-        self.n_leaves = n_leaves
-        self.min_samples_leaf = min_samples_leaf
-        self.split = split
+    def __init__(self, n_features):
+        self.n_features = n_features
+        self.direction = np.zeros((1, n_features))
+        self.threshold = np.zeros(1)
+        self.children_left = np.full(1, -1)
+        self.children_right = np.full(1, -1)
+        self.parent = np.full(1, -1)
+        self.node_depth = np.zeros(1, dtype=int)
+        self._index_leaves()
 
-    def fit(self, Z):
-        """Grow the tree on the rows of ``Z``; returns self."""
-        Z = np.asarray(Z, dtype=np.float64)
-        n, d = Z.shape
-        directions, thresholds, left, right, parent, depth, samples = [], [], [], [], [], [], []
+    def split(self, node, direction, threshold):
+        """Split leaf ``node`` by ``direction`` at ``threshold``; returns the new
+        (left, right) node ids."""
+        if self.children_left[node] >= 0:
+            raise ValueError(f"node {node} is already split.")
+        left, right = len(self.threshold), len(self.threshold) + 1
+        self.direction[node], self.threshold[node] = direction, threshold
+        self.children_left[node], self.children_right[node] = left, right
+        self.direction = np.vstack([self.direction, np.zeros((2, self.n_features))])
+        self.threshold = np.append(self.threshold, [0.0, 0.0])
+        self.children_left = np.append(self.children_left, [-1, -1])
+        self.children_right = np.append(self.children_right, [-1, -1])
+        self.parent = np.append(self.parent, [node, node])
+        self.node_depth = np.append(self.node_depth, [self.node_depth[node] + 1] * 2)
+        self._index_leaves()
+        return left, right
 
-        def add(idx, par, dep):
-            directions.append(np.zeros(d))
-            thresholds.append(0.0)
-            left.append(-1)
-            right.append(-1)
-            parent.append(par)
-            depth.append(dep)
-            samples.append(idx)
-            return len(samples) - 1
-
-        root = add(np.arange(n), -1, 0)
-        heap = [(-n, root)]
-        n_cells = 1
-        while heap and n_cells < self.n_leaves:
-            _, node = heapq.heappop(heap)
-            idx = samples[node]
-            found = self._find_split(Z[idx])
-            if found is None:
-                continue
-            directions[node], thresholds[node], goes_left = found
-            left[node] = add(idx[goes_left], node, depth[node] + 1)
-            right[node] = add(idx[~goes_left], node, depth[node] + 1)
-            for child in (left[node], right[node]):
-                heapq.heappush(heap, (-len(samples[child]), child))
-            n_cells += 1
-
-        self.direction = np.array(directions)
-        self.threshold = np.array(thresholds)
-        self.children_left = np.array(left)
-        self.children_right = np.array(right)
-        self.parent = np.array(parent)
-        self.node_depth = np.array(depth)
+    def _index_leaves(self):
         is_leaf = self.children_left < 0
-        self.leaf_id = np.full(len(samples), -1)
-        self.leaf_id[is_leaf] = np.arange(is_leaf.sum())
         self.leaf_nodes = np.flatnonzero(is_leaf)
-        self.leaf_samples = [samples[i] for i in self.leaf_nodes]
-        return self
-
-    def _find_split(self, Zc):
-        """Median split of one cell, or None when it cannot be split."""
-        m = len(Zc)
-        lo = self.min_samples_leaf
-        if m < 2 * lo:
-            return None
-        centred = Zc - Zc.mean(axis=0)
-        if self.split == "pca":
-            _, _, vt = np.linalg.svd(centred, full_matrices=False)
-            candidates = list(vt)
-        else:
-            order = np.argsort(-centred.std(axis=0), kind="stable")
-            candidates = list(np.eye(Zc.shape[1])[order])
-        for direction in candidates:
-            proj = Zc @ direction
-            values = np.sort(proj)
-            gaps = np.flatnonzero(np.diff(values) > 0) + 1  # sizes of valid left sides
-            gaps = gaps[(gaps >= lo) & (gaps <= m - lo)]
-            if len(gaps) == 0:
-                continue
-            k = gaps[np.argmin(np.abs(gaps - m / 2))]
-            threshold = 0.5 * (values[k - 1] + values[k])
-            return direction, threshold, proj <= threshold
-        return None
+        self.leaf_id = np.full(len(is_leaf), -1)
+        self.leaf_id[is_leaf] = np.arange(is_leaf.sum())
 
     @property
     def depth(self):
@@ -123,36 +79,13 @@ class KDPartition:
         return int(self.node_depth.max())
 
     @property
-    def n_leaves_fitted(self):
+    def n_leaves(self):
         return len(self.leaf_nodes)
 
     @property
     def n_params(self):
         """Stored numbers needed to route: a direction and a threshold per split."""
-        n_internal = int((self.children_left >= 0).sum())
-        if self.split == "widest":
-            return 2 * n_internal
-        return n_internal * (self.direction.shape[1] + 1)
-
-    def training_samples(self, Z, overlap):
-        """Sorted training indices of each leaf, where at every split the
-        fraction ``overlap`` of the node's samples (of ``Z``, the encodings of
-        fit) closest to the threshold goes to both children."""
-        if overlap <= 0:
-            return self.leaf_samples
-        Z = np.asarray(Z, dtype=np.float64)
-        members = {0: np.arange(len(Z))}
-        for node in range(len(self.threshold)):  # parents come before children
-            left = self.children_left[node]
-            if left < 0:
-                continue
-            idx = members.pop(node)
-            proj = Z[idx] @ self.direction[node]
-            offset = proj - self.threshold[node]
-            margin = np.quantile(np.abs(offset), overlap)
-            members[left] = idx[offset <= margin]
-            members[self.children_right[node]] = idx[offset > -margin]
-        return [members[node] for node in self.leaf_nodes]
+        return int((self.children_left >= 0).sum()) * (self.n_features + 1)
 
     def apply(self, Z):
         """Leaf index of each row of ``Z``, all rows routed together."""
@@ -168,3 +101,54 @@ class KDPartition:
                 proj <= self.threshold[at], self.children_left[at], self.children_right[at]
             )
         return self.leaf_id[node]
+
+
+def best_split(Z, scores, min_samples_leaf):
+    """The hyperplane split of a cell across which its expert's scores change most.
+
+    ``scores`` are per-sample gradients of the expert's loss (or any fixed
+    projection of them). At the expert's fit they sum to about zero; a split
+    whose sides pull the weights in opposite directions, a large
+    ``|S_left|² / n_left + |S_right|² / n_right`` for the centred score sums
+    ``S``, is where one set of weights cannot serve both sides, as in
+    model-based recursive partitioning (Zeileis, Hothorn and Hornik, 2008).
+    Directions tried: each encoding axis and the cell's principal directions.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Encodings of the cell's samples.
+    scores : ndarray of shape (n_samples, n_scores)
+        Their score vectors.
+    min_samples_leaf : int
+        Fewest samples on either side, and at least a tenth of the cell.
+
+    Returns
+    -------
+    split : tuple (direction, threshold, gain) or None
+        None when no split leaves ``min_samples_leaf`` samples on each side.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n = len(Z)
+    if n < 2 * min_samples_leaf:
+        return None
+    # Trimmed, as maximally selected statistics are: near the ends a few large
+    # scores would win by chance.
+    smallest = max(min_samples_leaf, int(np.ceil(TRIM * n)))
+    centred = scores - scores.mean(axis=0)
+    _, _, principal = np.linalg.svd(Z - Z.mean(axis=0), full_matrices=False)
+    best = None
+    for direction in np.vstack([np.eye(Z.shape[1]), principal]):
+        proj = Z @ direction
+        order = np.argsort(proj, kind="stable")
+        values = proj[order]
+        sums = np.cumsum(centred[order], axis=0)[:-1]  # left sums for left sizes 1 .. n-1
+        k = np.arange(1, n)
+        gain = (sums**2).sum(axis=1) * n / (k * (n - k))
+        valid = (np.diff(values) > 0) & (k >= smallest) & (k <= n - smallest)
+        if not valid.any():
+            continue
+        i = np.flatnonzero(valid)[np.argmax(gain[valid])]
+        if best is None or gain[i] > best[2]:
+            best = (direction, 0.5 * (values[i] + values[i + 1]), float(gain[i]))
+    return best

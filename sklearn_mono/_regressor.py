@@ -1,6 +1,5 @@
 """MoNORegressor: a routed mixture of neural operators."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,8 +10,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from tqdm.auto import tqdm
 
 from ._layout import resample, restore_targets, validate_functions, validate_query, validate_targets
-from ._partition import KDPartition
-from ._training import fine_tune_leaves, resolve_device
+from ._training import grow, resolve_device
 from .encoders import FourierEncoder, PCAEncoder, _FunctionEncoder
 from .experts import NeuralOperatorRegressor
 from .metrics import _flat_r2_score
@@ -25,15 +23,24 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     or principal components), a k-d-tree-like partition sends that vector to
     one leaf, and the leaf's expert predicts the output function. A query
     evaluates one expert only, the *active* model of Kratsios et al. (2024).
-    Fitting trains a root expert on all samples, then fine-tunes a copy of it
-    on each cell for ``leaf_epochs`` epochs at 0.3 times its learning rate;
-    with one leaf the root is the model. ``X`` and ``y`` follow
-    ``docs/data_layout.rst``.
+    ``X`` and ``y`` follow ``docs/data_layout.rst``.
+
+    Fitting trains a root expert on all samples, then grows the tree where
+    splitting pays: a leaf is split where its expert's per-sample gradients
+    change most across the encodings, each side fine-tunes a copy of the
+    leaf's expert (early-stopped on the side's held-out samples, so it
+    stays at its parent's weights when training does not help), and the
+    split is kept only when the two children lower the held-out error of the
+    leaf's samples. ``n_leaves`` is therefore a ceiling: ``n_leaves_`` is
+    smaller when further splits did not pay, and 1, the expert alone, when
+    none did. The held-out samples also trained the root, so the first test
+    is a conservative one. See ``docs/model.rst``.
 
     Parameters
     ----------
     n_leaves : int, default=4
-        Number of cells of the partition, hence of experts.
+        Most cells of the partition, hence experts; fewer are kept when
+        further splits do not lower the held-out error.
     expert : NeuralOperatorRegressor, default=None
         Cloned for the root and copied for every leaf; None means
         ``NeuralOperatorRegressor()``. Set its options as ``expert__param``.
@@ -44,17 +51,14 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         modes, :class:`~sklearn_mono.encoders.PCAEncoder` with 8 components,
         or any transformer (cloned at fit; it reads rows flattened on the fit
         grid).
-    split : {"pca", "widest"}, default="pca"
-        Direction along which a cell is halved at its median: its principal
-        direction, or its coordinate of largest spread.
     min_samples_leaf : int, default=10
-        Fewest training samples per cell; fitting needs at least
-        ``n_leaves * min_samples_leaf`` samples.
-    overlap : float, default=0.2
-        Fraction of each node's samples, those nearest its split, that both
-        children train on. Routing is unaffected.
+        Fewest samples per cell, held-out ones included.
+    validation_fraction : float, default=0.2
+        Fraction of the samples held out from the leaves' training to judge
+        splits and stop the leaves' fine-tuning.
     leaf_epochs : int, default=20
-        Fine-tuning epochs of each leaf's expert.
+        Most fine-tuning epochs of a leaf's expert, at the root's learning
+        rate on a new cosine schedule.
     grid_shape : tuple of int, default=None
         Grid onto which each row of 2-D ``X`` and ``y`` is folded.
     grid_ndim : int, default=None
@@ -74,12 +78,12 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     ----------
     encoder_ : transformer
         The fitted encoder.
-    tree_ : KDPartition
-        The fitted partition.
+    tree_ : Partition
+        The fitted routing tree.
     experts_ : list of NeuralOperatorRegressor
         One trained expert per leaf.
     n_leaves_ : int
-        Leaves fitted; fewer than ``n_leaves`` when cells cannot be split.
+        Leaves kept; fewer than ``n_leaves`` when further splits did not pay.
     depth_ : int
         Depth of the tree: comparisons needed to route one query.
     n_params_active_ : int
@@ -89,7 +93,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     n_params_total_ : int
         Parameters of all experts plus ``n_params_routing_``.
     leaf_sizes_ : ndarray of shape (`n_leaves_`,)
-        Training samples routed to each leaf.
+        Samples routed to each leaf, held-out ones included.
     device_ : str
         Device the experts were trained on.
     grid_ : tuple of int
@@ -133,9 +137,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         "n_leaves": [Interval(Integral, 1, None, closed="left")],
         "expert": [HasMethods(["fit", "predict"]), None],
         "encoder": [StrOptions({"fourier", "pca"}), HasMethods(["fit", "transform"])],
-        "split": [StrOptions({"pca", "widest"})],
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
-        "overlap": [Interval(Real, 0, 1, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "leaf_epochs": [Interval(Integral, 1, None, closed="left")],
         "grid_shape": ["array-like", None],
         "grid_ndim": [Interval(Integral, 1, 3, closed="both"), None],
@@ -147,16 +150,15 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     }
 
     def __init__(
-        self, n_leaves=4, *, expert=None, encoder="fourier", split="pca", min_samples_leaf=10,
-        overlap=0.2, leaf_epochs=20, grid_shape=None, grid_ndim=None, device="auto",
-        n_jobs=None, random_state=None, verbose=0,
+        self, n_leaves=4, *, expert=None, encoder="fourier", min_samples_leaf=10,
+        validation_fraction=0.2, leaf_epochs=20, grid_shape=None, grid_ndim=None,
+        device="auto", n_jobs=None, random_state=None, verbose=0,
     ):
         self.n_leaves = n_leaves
         self.expert = expert
         self.encoder = encoder
-        self.split = split
         self.min_samples_leaf = min_samples_leaf
-        self.overlap = overlap
+        self.validation_fraction = validation_fraction
         self.leaf_epochs = leaf_epochs
         self.grid_shape = grid_shape
         self.grid_ndim = grid_ndim
@@ -201,47 +203,31 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         )
         Y, y_layout = validate_targets(y, layout, self.grid_shape)
         check_consistent_length(F, Y)
-        needed = self.n_leaves * self.min_samples_leaf
-        if len(F) < needed:
-            raise ValueError(
-                f"n_samples={len(F)} is too few for n_leaves={self.n_leaves} with "
-                f"min_samples_leaf={self.min_samples_leaf}: at least {needed} samples are "
-                f"needed. Pass more samples or lower n_leaves or min_samples_leaf."
-            )
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-        high = np.iinfo(np.int32).max
-        encoder_seed, root_seed, *seeds = rng.randint(high, size=self.n_leaves + 2)
+        encoder_seed, root_seed = rng.randint(np.iinfo(np.int32).max, size=2)
 
         encoder = self._make_encoder(encoder_seed, len(layout.grid))
         Z = encoder.fit_transform(_encoder_input(encoder, F))
-        tree = KDPartition(self.n_leaves, self.min_samples_leaf, self.split).fit(Z)
-        if tree.n_leaves_fitted < self.n_leaves:
-            warnings.warn(
-                f"Only {tree.n_leaves_fitted} of n_leaves={self.n_leaves} leaves could be "
-                f"formed: the remaining cells hold identical encodings or too few samples "
-                f"to split.",
-                UserWarning,
-            )
         expert.set_params(grid_shape=None, grid_ndim=len(layout.grid), device=device)
         if expert.random_state is None:
             expert.set_params(random_state=int(root_seed))
-        n_leaves = tree.n_leaves_fitted
-        with tqdm(total=1 + (n_leaves if n_leaves > 1 else 0), disable=not self.verbose,
+        held_out = np.zeros(len(F), dtype=bool)
+        held_out[rng.permutation(len(F))[: int(round(self.validation_fraction * len(F)))]] = True
+        with tqdm(total=None if self.n_leaves > 1 else 1, disable=not self.verbose,
                   unit="expert", desc="MoNO fit") as bar:
-            experts = [expert.fit(F, Y)]
+            root = expert.fit(F, Y)
             bar.update(1)
-            if n_leaves > 1:
-                cells = tree.training_samples(Z, self.overlap)
-                experts = fine_tune_leaves(
-                    experts[0], F, Y, cells, seeds[:n_leaves], max_epochs=self.leaf_epochs,
-                    device=device, n_jobs=self.n_jobs, bar=bar,
-                )
+            tree, experts = grow(
+                root, F, Y, Z, max_leaves=self.n_leaves, min_samples_leaf=self.min_samples_leaf,
+                held_out=held_out, max_epochs=self.leaf_epochs, rng=rng, device=device,
+                n_jobs=self.n_jobs, bar=bar,
+            )
 
         sizes = [net.n_params_ for net in experts]
         self.encoder_, self.tree_, self.experts_ = encoder, tree, experts
-        self.n_leaves_, self.depth_ = n_leaves, tree.depth
-        self.leaf_sizes_ = np.array([len(idx) for idx in tree.leaf_samples])
+        self.n_leaves_, self.depth_ = tree.n_leaves, tree.depth
+        self.leaf_sizes_ = np.bincount(tree.apply(Z), minlength=tree.n_leaves)
         self.n_params_active_ = int(max(sizes))
         self.n_params_routing_ = int(tree.n_params + _count_encoder_params(encoder))
         self.n_params_total_ = int(sum(sizes) + self.n_params_routing_)

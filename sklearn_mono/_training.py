@@ -1,14 +1,16 @@
-"""Training of a mixture's experts: the root, then every leaf warm-started from it."""
+"""Training of a mixture's experts: the root, then the tree grown where leaves pay."""
 
 import copy
+import heapq
 import warnings
 
+import numpy as np
 import torch
 from joblib import Parallel, cpu_count, delayed, effective_n_jobs
+from skorch.callbacks import Callback
 
-# Leaves fine-tune from the root at this fraction of its learning rate.
-FINETUNE_LR_FACTOR = 0.3
-
+from ._partition import Partition, best_split
+from .experts._estimator import _as_tensor
 
 def resolve_device(device):
     """``device`` checked against this machine; "auto" becomes "cuda" when available."""
@@ -32,20 +34,49 @@ def resolve_device(device):
 
 
 def leaf_devices(device, n_leaves):
-    """Device of each leaf: plain "cuda" spreads the leaves over all visible GPUs."""
+    """Device of each leaf: plain "cuda" spreads them over the visible GPUs."""
     if device == "cuda" and torch.cuda.device_count() > 1:
         return [f"cuda:{i % torch.cuda.device_count()}" for i in range(n_leaves)]
     return [device] * n_leaves
 
 
-def fine_tune(root, X, y, *, max_epochs, random_state, device, n_threads=None):
-    """A copy of the fitted ``root`` trained further on ``(X, y)`` by ``partial_fit``,
-    for ``max_epochs`` at ``FINETUNE_LR_FACTOR`` times the root's learning rate,
-    with ``n_threads`` torch threads when given.
+class KeepBest(Callback):
+    """Keep the weights, the starting ones included, whose mean loss on held-out
+    samples ``(X, y)`` (canonical tensors) is lowest; restore them when training ends.
 
-    Returns the copy (None when training failed at every learning rate) and
-    the messages of the warnings raised meanwhile, which would not reach the
-    user from a joblib worker.
+    Attributes
+    ----------
+    losses_ : ndarray of shape (n_held_out,)
+        Per-sample held-out losses of the weights kept.
+    """
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def on_train_begin(self, net, **kwargs):
+        self.losses_ = net._sample_losses(self.X, self.y)
+        self.state_ = copy.deepcopy(net.module_.state_dict())
+
+    def on_epoch_end(self, net, **kwargs):
+        losses = net._sample_losses(self.X, self.y)
+        if losses.mean() < self.losses_.mean():
+            self.losses_, self.state_ = losses, copy.deepcopy(net.module_.state_dict())
+
+    def on_train_end(self, net, **kwargs):
+        net.module_.load_state_dict(self.state_)
+
+
+def fine_tune(parent, X, y, X_held, y_held, *, max_epochs, random_state, device, n_threads=None):
+    """A copy of the fitted ``parent`` trained further on ``(X, y)`` by
+    ``partial_fit`` for up to ``max_epochs`` with the parent's learning rate and
+    a new cosine schedule, with ``n_threads`` torch threads when given. The weights
+    kept are those of the epoch, the parent's own included, with the lowest
+    loss on the held-out ``(X_held, y_held)``: a leaf is pulled back to its
+    parent as far as its cell's held-out samples ask.
+
+    Returns the copy (None when training failed at every learning rate), its
+    per-sample held-out losses, and the messages of the warnings raised
+    meanwhile, which would not reach the user from a joblib worker.
     """
     threads = torch.get_num_threads()
     if n_threads is not None:
@@ -53,19 +84,25 @@ def fine_tune(root, X, y, *, max_epochs, random_state, device, n_threads=None):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            leaf = copy.deepcopy(root)
-            if device != root.device:
+            leaf = copy.deepcopy(parent)
+            if device != parent.device:
                 leaf.module_.to(device)
                 leaf.criterion_.to(device)
+            keep = KeepBest(_as_tensor(X_held), _as_tensor(y_held))
             leaf.set_params(
-                lr=root.lr_ * FINETUNE_LR_FACTOR, max_epochs=max_epochs,
+                lr=parent.lr_, max_epochs=max_epochs,
                 random_state=random_state, device=device,
+                callbacks=list(parent.callbacks or []) + [("keep_best", keep)],
             )
+            leaf.initialize_callbacks()
             try:
                 leaf.partial_fit(X, y)
             except RuntimeError as error:
-                return None, [str(w.message) for w in caught] + [str(error)]
-        return leaf, [str(w.message) for w in caught]
+                return None, None, [str(w.message) for w in caught] + [str(error)]
+            finally:
+                leaf.set_params(callbacks=parent.callbacks)  # no held-out data in the model
+                leaf.initialize_callbacks()
+        return leaf, keep.losses_, [str(w.message) for w in caught]
     finally:
         torch.set_num_threads(threads)
 
@@ -97,34 +134,114 @@ def _in_parallel(jobs, n_jobs):
             )
 
 
-def fine_tune_leaves(root, X, y, cells, seeds, *, max_epochs, device, n_jobs, bar):
-    """One copy of ``root`` fine-tuned per cell of samples, side by side with joblib;
-    a copy of the root itself, with a warning, where training fails."""
-    devices = leaf_devices(device, len(cells))
-    n_workers = min(effective_n_jobs(n_jobs), len(cells))
+def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, rng, device,
+         n_jobs, bar):
+    """Grow the routing tree from the fitted ``root`` where splitting pays.
+
+    Best-first, from the leaf with the largest held-out loss: the leaf's
+    samples are split where its expert's scores change most
+    (:func:`~sklearn_mono._partition.best_split`), each side gets a copy of
+    the leaf's expert fine-tuned on its training samples (:func:`fine_tune`),
+    and the split is kept only when the children lower the held-out loss of
+    the leaf's samples by more than one standard error of the paired
+    differences. A leaf whose split is refused is not tried again.
+
+    Parameters
+    ----------
+    root : NeuralOperatorRegressor
+        Expert fitted on all samples.
+    F, Y : ndarray
+        Canonical inputs and targets.
+    Z : ndarray of shape (n_samples, n_features)
+        Routing encodings of ``F``.
+    max_leaves, min_samples_leaf : int
+        Most leaves; fewest samples (held-out ones included) per leaf.
+    held_out : ndarray of bool of shape (n_samples,)
+        Samples that judge splits and stop fine-tuning; leaves do not train on them.
+    max_epochs : int
+        Most fine-tuning epochs of a leaf.
+    rng : RandomState
+        Seeds the scores' projections and the leaves' training.
+    device : str
+    n_jobs : int or None
+        Both sides of a split are fine-tuned concurrently through joblib.
+    bar : tqdm
+        Progress bar, updated per expert trained.
+
+    Returns
+    -------
+    tree : Partition
+    experts : list of NeuralOperatorRegressor
+        The expert of each leaf of ``tree``.
+    """
+    tree = Partition(Z.shape[1])
+    if max_leaves == 1 or held_out.sum() < 2:
+        return tree, [root]  # nothing to split, or too few samples to judge a split
+    F_held, Y_held = _as_tensor(F[held_out]), _as_tensor(Y[held_out])
+    experts, samples = {0: root}, {0: np.arange(len(F))}
+    losses = {0: np.zeros(len(F))}
+    losses[0][held_out] = root._sample_losses(F_held, Y_held)
+    heap = [(-losses[0].sum(), 0)]
+    n_workers = min(effective_n_jobs(n_jobs), 2)
+    devices = leaf_devices(device, 2)
     threads = None if n_workers == 1 else max(1, cpu_count() // n_workers)
-    jobs = [
-        delayed(fine_tune)(
-            root, X[idx], y[idx], max_epochs=max_epochs, random_state=int(seed),
-            device=devices[leaf], n_threads=threads,
+    while heap and tree.n_leaves < max_leaves:
+        _, node = heapq.heappop(heap)
+        idx, parent = samples[node], experts[node]
+        train = idx[~held_out[idx]]
+        scores = parent._sample_scores(
+            _as_tensor(F[train]), _as_tensor(Y[train]), random_state=int(rng.randint(2**31))
         )
-        for leaf, (idx, seed) in enumerate(zip(cells, seeds))
-    ]
-    if n_workers == 1:
-        results = (function(*args, **kwargs) for function, args, kwargs in jobs)
-    else:
-        results = _in_parallel(jobs, n_jobs)
-    experts = []
-    for leaf, (net, notes) in enumerate(results):
-        bar.update(1)
-        for note in notes:
-            warnings.warn(f"Leaf {leaf}: {note}", UserWarning)
-        if net is None:
-            warnings.warn(
-                f"Leaf {leaf} could not be trained at any learning rate tried; it falls "
-                f"back to the root expert, trained on all samples.",
-                UserWarning,
+        found = best_split(Z[train], scores, min_samples_leaf)
+        if found is None:
+            continue
+        direction, threshold, _ = found
+        sides = [idx[Z[idx] @ direction <= threshold], idx[Z[idx] @ direction > threshold]]
+        if not all(held_out[side].any() for side in sides):
+            continue  # a side without held-out samples cannot be judged
+        jobs = [
+            delayed(fine_tune)(
+                parent, F[side[~held_out[side]]], Y[side[~held_out[side]]],
+                F[side[held_out[side]]], Y[side[held_out[side]]], max_epochs=max_epochs,
+                random_state=int(rng.randint(2**31)), device=on, n_threads=threads,
             )
-            net = copy.deepcopy(root)
-        experts.append(net)
-    return experts
+            for side, on in zip(sides, devices)
+        ]
+        results = _run(jobs, n_jobs, n_workers)
+        children = []
+        for side, (net, side_losses, notes) in zip(sides, results):
+            bar.update(1)
+            for note in notes:
+                warnings.warn(f"Node {node}: {note}", UserWarning)
+            children.append((net, side, side_losses))
+        if any(net is None for net, _, _ in children):
+            warnings.warn(
+                f"A split of node {node} was dropped: an expert could not be trained at "
+                f"any learning rate tried.", UserWarning,
+            )
+            continue
+        before = np.concatenate([losses[node][side[held_out[side]]] for _, side, _ in children])
+        after = np.concatenate([side_losses for _, _, side_losses in children])
+        if not _pays(before, after):
+            continue
+        for child, (net, side, side_losses) in zip(tree.split(node, direction, threshold), children):
+            experts[child], samples[child] = net, side
+            losses[child] = np.zeros(len(F))
+            losses[child][side[held_out[side]]] = side_losses
+            heapq.heappush(heap, (-side_losses.sum(), child))
+    return tree, [experts[node] for node in tree.leaf_nodes]
+
+
+def _pays(before, after):
+    """Whether held-out losses ``after`` a split are lower than ``before`` it by more
+    than one standard error of their paired differences."""
+    gain = before - after
+    if len(gain) < 2:
+        return False
+    return gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain))
+
+
+def _run(jobs, n_jobs, n_workers):
+    if n_workers == 1:
+        return [function(*args, **kwargs) for function, args, kwargs in jobs]
+    return _in_parallel(jobs, n_jobs)

@@ -28,7 +28,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted
 
 from ._layout import TargetLayout
-from ._partition import KDPartition
+from ._partition import Partition
 from ._regressor import MoNORegressor
 from ._training import resolve_device
 from .encoders import FourierEncoder, PCAEncoder
@@ -36,7 +36,7 @@ from .experts import MLP, FNO, NeuralOperatorRegressor, RelativeL2Loss, Standard
 
 __all__ = ["ExpertFile", "load", "save"]
 
-FORMAT, VERSION = "sklearn_mono.MoNORegressor", 1
+FORMAT, VERSION = "sklearn_mono.MoNORegressor", 2
 MAX_HEADER = 64 * 2**20  # bytes of JSON header a model file may hold
 _CLASSES = {
     cls.__name__: cls
@@ -109,7 +109,7 @@ def save(model, path):
         "version": VERSION,
         "params": params,
         "encoder": _encoder_state(model.encoder_, tensors),
-        "tree": _attrs(tree, ("n_leaves", "min_samples_leaf", "split")),
+        "tree": _attrs(tree, ("n_features",)),
         "expert_params": _expert_params(net, skip=("device", "random_state")),
         "experts": experts,
         "expert_layout": _attrs(net, _EXPERT_LAYOUT),
@@ -328,9 +328,8 @@ def _rebuild(description, tensors, classes):
     params["grid_shape"] = _tuple(params["grid_shape"])
     model = MoNORegressor(**params)
     model.encoder_ = _encoder_from(description["encoder"], tensors, classes)
-    model.tree_ = KDPartition(**description["tree"])
+    model.tree_ = Partition(**description["tree"])
     _set(model.tree_, {name: tensors[f"tree.{name}"].numpy() for name in _TREE_ARRAYS})
-    model.tree_.leaf_samples = None  # training data are not kept
     _set(model, {**description["fitted"], "target_layout_": description["target_layout_"]})
     if description["feature_names_in_"] is not None:
         model.feature_names_in_ = np.asarray(description["feature_names_in_"], dtype=object)

@@ -60,6 +60,48 @@ def test_make_darcy_layout_determinism_and_resolutions():
         make_darcy(n_samples=2, resolutions=(12, 32))
 
 
+def test_heterogeneous_darcy_draws_a_contrast_per_sample():
+    X, y = make_darcy(n_samples=40, resolution=16, contrast=((3.0, 300.0), 3.0), random_state=0)
+    plain, _ = make_darcy(n_samples=40, resolution=16, random_state=0)
+    # the same random fields, with each sample's own high value in the range
+    np.testing.assert_array_equal(X > 3.0, plain == 12.0)
+    high = X.max(axis=(1, 2))
+    assert np.all((high >= 3.0) & (high <= 300.0)) and np.unique(high).size == 40
+    assert np.all(X.min(axis=(1, 2)) == 3.0)
+    assert high.min() < 10 < 100 < high.max()  # spread over the two decades
+    for i in (0, 7):
+        np.testing.assert_allclose(y[i], solve_darcy(X[i]), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(
+        make_darcy(n_samples=40, resolution=16, contrast=((3.0, 300.0), 3.0), random_state=0)[1], y
+    )
+    # a homogeneous medium a = c scales the solution by 1 / c
+    X, y = make_darcy(n_samples=6, resolution=16, contrast=((1.0, 10.0), (1.0, 10.0)),
+                      random_state=1)
+    c = X.reshape(6, -1)
+    uniform = np.flatnonzero(c.min(axis=1) == c.max(axis=1))
+    _, unit = make_darcy(n_samples=1, resolution=16, contrast=(1.0, 1.0))
+    for i in uniform:
+        np.testing.assert_allclose(y[i] * c[i, 0], unit[0], rtol=1e-10)
+
+
+def test_parametric_burgers_gives_the_viscosity_as_a_channel():
+    times = np.arange(1, 18) / 17
+    X, y = make_burgers(n_samples=12, n_points=16, viscosity=(0.02, 2.0), random_state=0)
+    assert X.shape == (12, 2, 16) and y.shape == (12, 17, 16)
+    nu = X[:, 1, 0]
+    assert np.all(X[:, 1] == nu[:, None]) and np.all((nu >= 0.02) & (nu <= 2.0))
+    # the same initial states as with one viscosity, each solved with its own
+    plain, _ = make_burgers(n_samples=12, n_points=16, random_state=0)
+    np.testing.assert_array_equal(X[:, 0], plain)
+    for i in (0, 5):
+        alone = solve_burgers(X[i, :1, :], times, nu[i])  # its own time step
+        np.testing.assert_allclose(y[i], alone[0], rtol=1e-5, atol=1e-6)
+    # more viscosity dissipates more energy
+    u = solve_burgers(np.repeat(X[:1, 0], 3, axis=0), times, np.array([0.02, 0.2, 2.0]))
+    energy = np.linalg.norm(u[:, -1], axis=1)
+    assert energy[0] > energy[1] > energy[2]
+
+
 def test_make_darcy_is_fast():
     start = time.perf_counter()
     X, y = make_darcy(n_samples=200, resolution=32, random_state=0)
@@ -118,6 +160,11 @@ def test_smoothing_2d_is_exact_at_every_resolution():
         (make_darcy, {"resolution": 2}, "resolution"),
         (make_burgers, {"n_points": 8, "n_terms": 4}, "n_terms"),
         (make_burgers, {"viscosity": -1.0}, "viscosity"),
+        (make_burgers, {"viscosity": (1.0, 0.1)}, "low <= high"),
+        (make_burgers, {"viscosity": (0.0, 1.0)}, "viscosity"),
+        (make_burgers, {"viscosity": "low"}, "viscosity"),
+        (make_darcy, {"contrast": ((3.0, -1.0), 1.0)}, "contrast"),
+        (make_darcy, {"contrast": 3.0}, "contrast"),
         (make_antiderivative, {"n_points": 0}, "n_points"),
         (make_smoothing_2d, {"resolution": 8}, "resolution"),
     ],

@@ -130,7 +130,6 @@ def training_sets(draw):
     return X, y, n_leaves
 
 
-@pytest.mark.filterwarnings("ignore:Only .* leaves could be formed:UserWarning")
 @settings(max_examples=FIT_CASES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=training_sets())

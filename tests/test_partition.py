@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sklearn_mono._partition import KDPartition
+from sklearn_mono._partition import Partition, best_split
 
 
 def _walk(tree, z):
@@ -12,61 +12,57 @@ def _walk(tree, z):
     return tree.leaf_id[node]
 
 
-@pytest.mark.parametrize("split", ["pca", "widest"])
-@pytest.mark.parametrize("n_leaves", [1, 2, 4, 5, 8])
-def test_balanced_leaves_and_routing(split, n_leaves, rng):
-    Z = rng.normal(size=(400, 6)) * [5, 3, 1, 1, 1, 1]
-    tree = KDPartition(n_leaves, min_samples_leaf=5, split=split).fit(Z)
-    assert tree.n_leaves_fitted == n_leaves
-    sizes = np.array([len(s) for s in tree.leaf_samples])
-    assert sizes.sum() == 400
-    # best-first median splits: no leaf is more than twice another
-    assert sizes.max() <= 2 * sizes.min() + 1
-    assert tree.depth == int(np.ceil(np.log2(n_leaves)))
-    leaves = tree.apply(Z)
-    for leaf, samples in enumerate(tree.leaf_samples):
-        assert np.all(leaves[samples] == leaf)
-    # vectorised routing equals a walk down the tree, on unseen points too
-    W = rng.normal(size=(50, 6)) * 4
-    assert np.array_equal(tree.apply(W), [_walk(tree, w) for w in W])
-    # One row at a time (its own path) routes as in a batch, the training
-    # points on the median splits included.
-    for batch, routed in ((Z, leaves), (W, tree.apply(W))):
-        alone = np.concatenate([tree.apply(row[None]) for row in batch])
-        assert alone.dtype == routed.dtype and np.array_equal(alone, routed)
+def test_a_fresh_tree_is_one_leaf(rng):
+    tree = Partition(3)
+    assert tree.n_leaves == 1 and tree.depth == 0 and tree.n_params == 0
+    assert np.array_equal(tree.apply(rng.normal(size=(5, 3))), np.zeros(5))
 
 
-def test_widest_splits_on_the_widest_coordinate(rng):
-    Z = rng.normal(size=(100, 3)) * [1, 10, 1]
-    tree = KDPartition(2, split="widest").fit(Z)
-    assert np.array_equal(tree.direction[0], [0, 1, 0])
-    assert tree.n_params == 2
+def test_splits_route_like_a_walk_down_the_tree(rng):
+    tree = Partition(2)
+    left, right = tree.split(0, np.array([1.0, 0.0]), 0.0)
+    tree.split(right, np.array([0.0, 1.0]), 0.5)
+    with pytest.raises(ValueError, match="already split"):
+        tree.split(0, np.array([1.0, 0.0]), 0.0)
+    assert tree.n_leaves == 3 and tree.depth == 2 and tree.n_params == 2 * 3
+    # leaves are numbered by node id: node 1, then the right child's two
+    np.testing.assert_array_equal(tree.leaf_nodes, [1, 3, 4])
+    np.testing.assert_array_equal(tree.apply([[-1, 9], [1, 0], [1, 1]]), [0, 1, 2])
+    W = rng.normal(size=(50, 2))
+    routed = tree.apply(W)
+    assert np.array_equal(routed, [_walk(tree, w) for w in W])
+    # one row at a time routes as in a batch
+    alone = np.concatenate([tree.apply(w[None]) for w in W])
+    assert alone.dtype == routed.dtype and np.array_equal(alone, routed)
 
 
-def test_pca_splits_on_principal_direction(rng):
-    t = rng.normal(size=200)
-    Z = np.c_[t, t] + 0.01 * rng.normal(size=(200, 2))
-    tree = KDPartition(2, split="pca").fit(Z)
-    assert abs(abs(tree.direction[0] @ [1, 1]) / np.sqrt(2) - 1) < 1e-3
-    assert tree.n_params == 3  # a 2-D direction and a threshold
+def test_best_split_finds_where_the_scores_change(rng):
+    # Scores pull one way where z[1] <= 0.3 and the other way above it; the
+    # other coordinate carries no signal.
+    Z = rng.uniform(-1, 1, size=(400, 3))
+    pull = np.where(Z[:, 1] <= 0.3, 1.0, -1.0)
+    scores = pull[:, None] * [1.0, -2.0] + rng.normal(size=(400, 2))
+    direction, threshold, gain = best_split(Z, scores, min_samples_leaf=5)
+    assert abs(direction @ [0, 1, 0]) > 0.99
+    assert abs(threshold * np.sign(direction[1]) - 0.3) < 0.05
+    assert gain > 0
 
 
-def test_min_samples_leaf_and_duplicates(rng):
-    Z = np.zeros((20, 2))
-    tree = KDPartition(4).fit(Z)  # identical points cannot be separated
-    assert tree.n_leaves_fitted == 1
-    Z = rng.normal(size=(30, 2))
-    tree = KDPartition(8, min_samples_leaf=10).fit(Z)
-    assert min(len(s) for s in tree.leaf_samples) >= 10
-    assert tree.n_leaves_fitted < 8
+def test_best_split_ignores_a_few_extreme_scores(rng):
+    # Without trimming, three huge scores at one end would win the split.
+    Z = rng.uniform(size=(300, 1))
+    scores = rng.normal(size=(300, 4))
+    scores[np.argsort(Z[:, 0])[-3:]] *= 100
+    _, threshold, _ = best_split(Z, scores, min_samples_leaf=1)
+    left = (Z[:, 0] <= threshold).sum()
+    assert 30 <= left <= 270
 
 
-def test_overlapping_training_samples(rng):
-    Z = rng.normal(size=(200, 4))
-    tree = KDPartition(4).fit(Z)
-    plain = tree.training_samples(Z, 0.0)
-    wide = tree.training_samples(Z, 0.2)
-    for a, b in zip(plain, wide):
-        assert set(a) <= set(b)
-        assert len(b) > len(a)
-    assert sum(map(len, wide)) < 2 * 200
+def test_best_split_respects_min_samples_leaf_and_duplicates(rng):
+    scores = rng.normal(size=(20, 2))
+    assert best_split(np.zeros((20, 2)), scores, 1) is None  # nothing separates them
+    Z = rng.normal(size=(20, 2))
+    assert best_split(Z, scores, 11) is None
+    direction, threshold, _ = best_split(Z, scores, 8)
+    left = (Z @ direction <= threshold).sum()
+    assert 8 <= left <= 12

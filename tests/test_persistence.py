@@ -123,7 +123,7 @@ def test_round_trip_1d(target, antiderivative_small, tmp_path):
     [
         {"encoder": "pca"},
         {"encoder": PCAEncoder(n_components=3, whiten=True, random_state=0)},
-        {"encoder": FourierEncoder(n_modes=2, grid_shape=(16,)), "split": "widest", "overlap": 0},
+        {"encoder": FourierEncoder(n_modes=2, grid_shape=(16,)), "validation_fraction": 0.3},
         {"n_leaves": 1},
         {"n_leaves": 3, "random_state": np.int64(1)},
     ],
@@ -264,7 +264,7 @@ def test_file_holds_only_tensors_and_json(fitted_small, tmp_path):
     metadata = header.pop("__metadata__")
     assert set(metadata) == {"description", "digest"}
     description = json.loads(metadata["description"])
-    assert (description["format"], description["version"]) == (persistence.FORMAT, 1)
+    assert (description["format"], description["version"]) == (persistence.FORMAT, 2)
     assert len(metadata["digest"]) == 64
     for name, entry in header.items():
         assert name.split(".")[0] in ("tree", "encoder", "experts")
@@ -479,14 +479,15 @@ def test_other_files_are_refused(tmp_path, rng):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d.update(version=2), "version 2"),
+        (lambda d: d.update(version=1), "version 1"),
+        (lambda d: d.update(version=3), "version 3"),
         (lambda d: d.update(version=0), "version 0"),
         (lambda d: d.pop("version"), "version None"),
         (lambda d: d.update(format="another.Model"), "'another.Model'"),
         (lambda d: "[1, 2]", "not a model description"),
         (lambda d: "not json", "not a model description"),
     ],
-    ids=["version-2", "version-0", "no-version", "format", "list", "not-json"],
+    ids=["version-1", "version-3", "version-0", "no-version", "format", "list", "not-json"],
 )
 def test_other_formats_and_versions_are_refused(change, message, saved):
     _resign(saved, change)

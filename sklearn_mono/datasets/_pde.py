@@ -18,6 +18,25 @@ def _positive_real(name, value):
         raise ValueError(f"{name} must be a positive number, got {value!r}.")
 
 
+def _per_sample(name, value, n_samples, rng):
+    """``value`` for every sample: a positive number, or a ``(low, high)`` range from
+    which each sample draws its own value, uniformly in the logarithm."""
+    if isinstance(value, Real):
+        _positive_real(name, value)
+        return np.full(n_samples, float(value))
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a positive number or a (low, high) range, got {value!r}."
+        ) from None
+    _positive_real(f"{name}[0]", low)
+    _positive_real(f"{name}[1]", high)
+    if low > high:
+        raise ValueError(f"{name} must be a range (low, high) with low <= high, got {value!r}.")
+    return np.exp(rng.uniform(np.log(low), np.log(high), size=n_samples))
+
+
 def gaussian_random_field(n_samples, resolution, *, alpha=2.0, tau=3.0, random_state=None):
     """Periodic Gaussian random fields with covariance ``(-Δ + τ²)^(-α)``, shape
     ``(n_samples, resolution, resolution)``, at ``(i / resolution, j / resolution)``."""
@@ -96,7 +115,8 @@ def make_darcy(
     Solves ``-∇·(a ∇u) = f`` on the unit square with ``u = 0`` on the
     boundary (:func:`solve_darcy`), where ``a`` is ``contrast[0]`` where a
     Gaussian random field with covariance ``(-Δ + τ²)^(-α)`` is non-negative
-    and ``contrast[1]`` elsewhere.
+    and ``contrast[1]`` elsewhere. Either value may be a range, drawn per
+    sample: heterogeneous media whose contrast changes from sample to sample.
 
     Parameters
     ----------
@@ -108,8 +128,9 @@ def make_darcy(
         Several resolutions, each dividing the largest, at which the samples
         are solved; the others subsample the same functions. Overrides
         ``resolution``.
-    contrast : tuple of two floats, default=(12.0, 3.0)
+    contrast : tuple of two floats or (low, high) ranges, default=(12.0, 3.0)
         Values of ``a`` where the random field is non-negative, and elsewhere.
+        A range gives each sample its own value, log-uniform in the range.
     alpha, tau : float, default=2.0, 3.0
         Smoothness and inverse length scale of the random field.
     forcing : float, default=1.0
@@ -134,6 +155,9 @@ def make_darcy(
     >>> data = make_darcy(n_samples=4, resolutions=(16, 32), random_state=0)
     >>> bool((data[16][0] == data[32][0][:, ::2, ::2]).all())
     True
+    >>> X, y = make_darcy(n_samples=8, resolution=16, contrast=((4.0, 40.0), 1.0), random_state=0)
+    >>> bool(((X.max(axis=(1, 2)) >= 4) & (X.max(axis=(1, 2)) <= 40)).all())
+    True
     """
     _positive_int("n_samples", n_samples)
     sizes = tuple(resolutions) if resolutions is not None else (resolution,)
@@ -142,11 +166,15 @@ def make_darcy(
     fine = max(sizes)
     if any(fine % r for r in sizes):
         raise ValueError(f"every resolution must divide the largest, got {sizes}.")
-    high, low = contrast
-    _positive_real("contrast[0]", high)
-    _positive_real("contrast[1]", low)
-    field = gaussian_random_field(n_samples, fine, alpha=alpha, tau=tau, random_state=random_state)
-    X = np.where(field >= 0, float(high), float(low))
+    rng = check_random_state(random_state)
+    field = gaussian_random_field(n_samples, fine, alpha=alpha, tau=tau, random_state=rng)
+    try:
+        high, low = contrast
+    except (TypeError, ValueError):
+        raise ValueError(f"contrast must be a pair of values, got {contrast!r}.") from None
+    high = _per_sample("contrast[0]", high, n_samples, rng)[:, None, None]
+    low = _per_sample("contrast[1]", low, n_samples, rng)[:, None, None]
+    X = np.where(field >= 0, high, low)
     y = np.stack([solve_darcy(a, forcing) for a in X])
     if resolutions is None:
         return X, y
@@ -154,7 +182,7 @@ def make_darcy(
 
 
 def _burgers_step(u_hat, dt, k, viscosity, dealias, n):
-    """One RK4 step with an integrating factor for the viscosity."""
+    """One RK4 step with an integrating factor for the viscosity (a column per sample)."""
     half = np.exp(-viscosity * k**2 * dt / 2)
 
     def rhs(v_hat):
@@ -180,8 +208,8 @@ def solve_burgers(u0, times, viscosity=0.05, *, refine=8, cfl=0.5):
         Initial states at ``x_j = j / n_points``, band-limited to the grid.
     times : array-like of increasing positive floats
         Times at which the solution is returned.
-    viscosity : float, default=0.05
-        ``ν``.
+    viscosity : float or ndarray of shape (n_samples,), default=0.05
+        ``ν``, for all samples or one per sample.
     refine : int, default=8
         How many times finer than ``u0``'s the solver's grid is.
     cfl : float, default=0.5
@@ -202,6 +230,7 @@ def solve_burgers(u0, times, viscosity=0.05, *, refine=8, cfl=0.5):
         u_hat[:, n_points // 2] *= 0.5  # split the coarse Nyquist mode
     k = 2 * np.pi * np.arange(fine // 2 + 1)
     dealias = (np.arange(fine // 2 + 1) < fine // 3).astype(float)
+    viscosity = np.broadcast_to(np.asarray(viscosity, dtype=np.float64), (len(u0),))[:, None]
     speed = max(np.abs(u0).max(), 1e-12)
     dt_max = cfl / fine / speed
     out, t = [], 0.0
@@ -223,7 +252,9 @@ def make_burgers(
 
     Initial states are random Fourier series with ``n_terms`` frequencies and
     normal coefficients of standard deviation ``1 / k``, solved by
-    :func:`solve_burgers`; each output time is one output channel.
+    :func:`solve_burgers`; each output time is one output channel. With a
+    viscosity range, each sample has its own viscosity, given to the model as
+    a second, constant input channel: a family of operators.
 
     Parameters
     ----------
@@ -235,8 +266,8 @@ def make_burgers(
         Output times ``t_final * k / n_times`` for ``k = 1 .. n_times``.
     t_final : float, default=1.0
         Last output time.
-    viscosity : float, default=0.05
-        ``ν``.
+    viscosity : float or (low, high) range, default=0.05
+        ``ν``; a range gives each sample its own, log-uniform in the range.
     n_terms : int, default=4
         Highest frequency of the initial states; below ``n_points / 2``.
     random_state : int, RandomState instance or None, default=None
@@ -244,8 +275,9 @@ def make_burgers(
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_points)
-        Initial states.
+    X : ndarray of shape (n_samples, n_points) or (n_samples, 2, n_points)
+        Initial states; with a viscosity range, channel 1 holds each sample's
+        viscosity at every point.
     y : ndarray of shape (n_samples, n_times, n_points)
         The states at the output times.
 
@@ -255,13 +287,15 @@ def make_burgers(
     >>> X, y = make_burgers(n_samples=4, random_state=0)
     >>> X.shape, y.shape
     ((4, 16), (4, 17, 16))
+    >>> X, y = make_burgers(n_samples=4, viscosity=(0.01, 1.0), random_state=0)
+    >>> X.shape, bool((X[:, 1] == X[:, 1, :1]).all())
+    ((4, 2, 16), True)
     """
     _positive_int("n_samples", n_samples)
     _positive_int("n_points", n_points, minimum=4)
     _positive_int("n_times", n_times)
     _positive_int("n_terms", n_terms)
     _positive_real("t_final", t_final)
-    _positive_real("viscosity", viscosity)
     if 2 * n_terms >= n_points:
         raise ValueError(
             f"n_terms={n_terms} needs more than {2 * n_terms} points, got n_points={n_points}."
@@ -273,5 +307,9 @@ def make_burgers(
     x = np.arange(n_points) / n_points
     phase = 2 * np.pi * np.outer(k, x)
     X = a @ np.cos(phase) + b @ np.sin(phase)
+    nu = _per_sample("viscosity", viscosity, n_samples, rng)
     times = t_final * np.arange(1, n_times + 1) / n_times
-    return X, solve_burgers(X, times, viscosity)
+    y = solve_burgers(X, times, nu)
+    if isinstance(viscosity, Real):
+        return X, y
+    return np.stack([X, np.repeat(nu[:, None], n_points, axis=1)], axis=1), y

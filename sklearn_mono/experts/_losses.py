@@ -65,7 +65,7 @@ class RelativeL2Loss(nn.Module):
         error = (pred - target).flatten(start).norm(dim=-1)
         size = target.flatten(start).norm(dim=-1)
         floor = self.floor * size.mean()
-        size = size.clamp_min(floor) if floor > 0 else torch.ones_like(size)
+        size = torch.where(floor > 0, torch.maximum(size, floor), torch.ones_like(size))
         return (error / size).mean()
 
 
