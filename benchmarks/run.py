@@ -293,8 +293,9 @@ def evaluate(problem, train, tests, n_dim, out_channels, quick, fit_rounds=1):
     """Fit every model of a problem, and time them.
 
     neuraloperator's FNO is trained once for every budget, in epochs, that
-    a MoNO model trained for (its root's plus a leaf's: ``max_epochs_`` of
-    the root plus ``leaf_epochs``), and each MoNO row names the FNO row with its budget
+    a MoNO model trained for (those of its first leaf's expert: ``max_epochs_``
+    of the root plus ``leaf_epochs`` for each split kept above that leaf, the
+    root's alone when no split was kept), and each MoNO row names the FNO row with its budget
     under ``"fno"``. The models the fit-time targets compare (the defaults,
     the best configuration and their FNOs) are fitted first, one after the
     other; with ``fit_rounds`` above 1 they are fitted again, that many
@@ -337,7 +338,8 @@ def evaluate(problem, train, tests, n_dim, out_channels, quick, fit_rounds=1):
         budgets = set()
         for row, model in zip(rows, fitted):
             if isinstance(model, MoNORegressor):
-                # A leaf's history holds the root's epochs and its own.
+                # A leaf's history holds the root's epochs and those of each
+                # split above it.
                 n_epochs = len(model.experts_[0].history)
                 row["fno"] = fno_name(n_epochs)
                 budgets.add(n_epochs)
@@ -500,7 +502,7 @@ def growth(quick):
         MoNORegressor(**params).fit(X[:n], y[:n])
         s = time.perf_counter() - start
         lines.append(f"| {n} | {s:.2f} | {1000 * s / n:.2f} |")
-    lines += ["", "| n_leaves | depth | fit s | predict us per query (1000 queries) | 1-query ms |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", "| n_leaves | kept | depth | fit s | predict us per query (1000 queries) | 1-query ms |", "| --- | --- | --- | --- | --- | --- |"]
     n = 500 if quick else 2000
     for leaves in ((1, 2, 4) if quick else (1, 2, 4, 8, 16, 32)):
         model = MoNORegressor(**{**params, "n_leaves": leaves, "min_samples_leaf": 5})
@@ -508,7 +510,7 @@ def growth(quick):
         model.fit(X[:n], y[:n])
         s = time.perf_counter() - start
         one, thousand = latency(model, X[:200], 20)
-        lines.append(f"| {leaves} | {model.depth_} | {s:.2f} | {thousand * 1e3:.0f} | {one * 1e3:.2f} |")
+        lines.append(f"| {leaves} | {model.n_leaves_} | {model.depth_} | {s:.2f} | {thousand * 1e3:.0f} | {one * 1e3:.2f} |")
     return "\n".join(lines)
 
 

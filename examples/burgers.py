@@ -14,7 +14,8 @@ model learns the whole trajectory at once.
 # Data and fit
 # ------------
 # The model uses the default expert for a 1-D grid (a Fourier neural operator
-# of width 14); quick mode trains it for 20 epochs and each leaf for 5.
+# of width 14) and up to four leaves; quick mode trains it for 20 epochs and
+# each leaf for up to 5 more.
 import os
 
 import matplotlib.pyplot as plt

@@ -40,10 +40,12 @@ X_test, y_test = X[n_train:], y[n_train:]
 # %%
 # Fit
 # ---
-# Four leaves: the inputs are split into four groups of similar functions and
-# each group gets its own expert, a small Fourier neural operator. The
-# defaults choose the expert's size and training for a 1-D grid; quick mode
-# trains the expert for 20 epochs instead and each leaf for 5 more.
+# Up to four leaves. The model trains one expert, a small Fourier neural
+# operator, on all inputs, then splits the inputs into groups where experts
+# trained further on each group fit held-out samples better; each leaf of the
+# tree keeps its own expert. The defaults choose the expert's size and
+# training for a 1-D grid; quick mode trains the expert for 20 epochs instead
+# and each leaf for up to 5 more.
 if QUICK:
     model = MoNORegressor(
         n_leaves=4,
@@ -67,7 +69,7 @@ predict_seconds = time.perf_counter() - start
 # ----------------
 # The error is the relative L2 error, averaged over the test functions. A query
 # evaluates one expert: ``n_params_active_`` parameters, while the model stores
-# all four (``n_params_total_``).
+# one per leaf kept (``n_params_total_``).
 error = relative_l2_error(y_test, y_pred)
 print("operator              u -> integral of u from 0 to x, 64 grid points")
 print(f"training samples      {len(X_train)}, test samples {len(X_test)}")

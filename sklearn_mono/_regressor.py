@@ -20,7 +20,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     """Mixture of neural operators: route each input function to one expert.
 
     An encoder maps each input function to a short vector (low Fourier modes
-    or principal components), a k-d-tree-like partition sends that vector to
+    or principal components), a tree of hyperplane splits sends that vector to
     one leaf, and the leaf's expert predicts the output function. A query
     evaluates one expert only, the *active* model of Kratsios et al. (2024).
     ``X`` and ``y`` follow ``docs/data_layout.rst``.
@@ -33,8 +33,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     split is kept only when the two children lower the held-out error of the
     leaf's samples. ``n_leaves`` is therefore a ceiling: ``n_leaves_`` is
     smaller when further splits did not pay, and 1, the expert alone, when
-    none did. The held-out samples also trained the root, so the first test
-    is a conservative one. See ``docs/model.rst``.
+    none did. See ``docs/model.rst``.
 
     Parameters
     ----------
@@ -52,7 +51,8 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         or any transformer (cloned at fit; it reads rows flattened on the fit
         grid).
     min_samples_leaf : int, default=10
-        Fewest samples per cell, held-out ones included.
+        Fewest training samples (held-out ones not counted) a split may leave
+        on either side; a split also leaves at least a tenth of the cell's.
     validation_fraction : float, default=0.2
         Fraction of the samples held out from the leaves' training to judge
         splits and stop the leaves' fine-tuning.
@@ -65,9 +65,10 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
         Number of grid axes of N-D ``X``; None means every axis after the first.
     device : str, default="auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"; "cuda" with
-        several GPUs spreads the leaves over them.
+        several GPUs trains the two sides of a split on two of them.
     n_jobs : int, default=None
-        Leaves fine-tuned concurrently through joblib; None means 1 (or the
+        Parallel jobs through joblib for the two experts of a split (more
+        than 2 do not help); None means 1 (or the
         :func:`joblib.parallel_config` setting), -1 all cores.
     random_state : int, RandomState instance or None, default=None
         Seeds the encoder and every expert.
@@ -129,7 +130,7 @@ class MoNORegressor(RegressorMixin, BaseEstimator):
     (3, 32)
     >>> model.apply(X[:3]).shape
     (3,)
-    >>> model.n_params_active_ < model.n_params_total_
+    >>> model.n_params_active_ <= model.n_params_total_
     True
     """
 

@@ -10,7 +10,7 @@ from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from skorch.callbacks import Callback
 
 from ._partition import Partition, best_split
-from .experts._estimator import _as_tensor
+from .experts._estimator import TrainingFailed, _as_tensor
 
 def resolve_device(device):
     """``device`` checked against this machine; "auto" becomes "cuda" when available."""
@@ -89,18 +89,18 @@ def fine_tune(parent, X, y, X_held, y_held, *, max_epochs, random_state, device,
                 leaf.module_.to(device)
                 leaf.criterion_.to(device)
             keep = KeepBest(_as_tensor(X_held), _as_tensor(y_held))
+            callbacks = leaf.callbacks  # the copy's own
             leaf.set_params(
-                lr=parent.lr_, max_epochs=max_epochs,
-                random_state=random_state, device=device,
-                callbacks=list(parent.callbacks or []) + [("keep_best", keep)],
+                lr=parent.lr_, max_epochs=max_epochs, random_state=random_state, device=device,
+                callbacks=list(callbacks or []) + [("keep_best", keep)],
             )
             leaf.initialize_callbacks()
             try:
                 leaf.partial_fit(X, y)
-            except RuntimeError as error:
+            except TrainingFailed as error:
                 return None, None, [str(w.message) for w in caught] + [str(error)]
             finally:
-                leaf.set_params(callbacks=parent.callbacks)  # no held-out data in the model
+                leaf.set_params(callbacks=callbacks)  # no held-out data in the model
                 leaf.initialize_callbacks()
         return leaf, keep.losses_, [str(w.message) for w in caught]
     finally:
@@ -138,7 +138,8 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
          n_jobs, bar):
     """Grow the routing tree from the fitted ``root`` where splitting pays.
 
-    Best-first, from the leaf with the largest held-out loss: the leaf's
+    Best-first, from the leaf whose held-out samples have the largest summed
+    loss: the leaf's
     samples are split where its expert's scores change most
     (:func:`~sklearn_mono._partition.best_split`), each side gets a copy of
     the leaf's expert fine-tuned on its training samples (:func:`fine_tune`),
@@ -155,7 +156,8 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
     Z : ndarray of shape (n_samples, n_features)
         Routing encodings of ``F``.
     max_leaves, min_samples_leaf : int
-        Most leaves; fewest samples (held-out ones included) per leaf.
+        Most leaves; fewest training samples (held-out ones not counted) a
+        split may leave on either side.
     held_out : ndarray of bool of shape (n_samples,)
         Samples that judge splits and stop fine-tuning; leaves do not train on them.
     max_epochs : int
@@ -177,11 +179,10 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
     tree = Partition(Z.shape[1])
     if max_leaves == 1 or held_out.sum() < 2:
         return tree, [root]  # nothing to split, or too few samples to judge a split
-    F_held, Y_held = _as_tensor(F[held_out]), _as_tensor(Y[held_out])
     experts, samples = {0: root}, {0: np.arange(len(F))}
-    losses = {0: np.zeros(len(F))}
-    losses[0][held_out] = root._sample_losses(F_held, Y_held)
-    heap = [(-losses[0].sum(), 0)]
+    losses = np.zeros(len(F))  # of each held-out sample, by its leaf's expert
+    losses[held_out] = root._sample_losses(_as_tensor(F[held_out]), _as_tensor(Y[held_out]))
+    heap = [(-losses.sum(), 0)]
     n_workers = min(effective_n_jobs(n_jobs), 2)
     devices = leaf_devices(device, 2)
     threads = None if n_workers == 1 else max(1, cpu_count() // n_workers)
@@ -220,14 +221,13 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
                 f"any learning rate tried.", UserWarning,
             )
             continue
-        before = np.concatenate([losses[node][side[held_out[side]]] for _, side, _ in children])
+        before = np.concatenate([losses[side[held_out[side]]] for side in sides])
         after = np.concatenate([side_losses for _, _, side_losses in children])
         if not _pays(before, after):
             continue
         for child, (net, side, side_losses) in zip(tree.split(node, direction, threshold), children):
             experts[child], samples[child] = net, side
-            losses[child] = np.zeros(len(F))
-            losses[child][side[held_out[side]]] = side_losses
+            losses[side[held_out[side]]] = side_losses
             heapq.heappush(heap, (-side_losses.sum(), child))
     return tree, [experts[node] for node in tree.leaf_nodes]
 

@@ -29,6 +29,14 @@ def test_auto_device_trains_on_cuda_and_returns_numpy(antiderivative_small):
 
 
 @cuda
+def test_scalar_targets_grow_a_tree_on_cuda(antiderivative_small):
+    # Scalar targets train with a loss that holds a buffer on the GPU.
+    X, y = antiderivative_small
+    model = small_mono(4, device="cuda").fit(X, y[:, -1])
+    assert model.predict(X).shape == (len(X),)
+
+
+@cuda
 def test_explicit_cuda_device(antiderivative_small):
     X, y = antiderivative_small
     model = small_mono(2, device="cuda:0").fit(X, y)

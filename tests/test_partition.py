@@ -49,13 +49,18 @@ def test_best_split_finds_where_the_scores_change(rng):
 
 
 def test_best_split_ignores_a_few_extreme_scores(rng):
-    # Without trimming, three huge scores at one end would win the split.
+    # A change of the scores at z = 0.6 wins over three large scores at one
+    # end; scores so large that they dominate still cannot cut off fewer than
+    # a tenth of the cell.
     Z = rng.uniform(size=(300, 1))
-    scores = rng.normal(size=(300, 4))
-    scores[np.argsort(Z[:, 0])[-3:]] *= 100
+    scores = np.where(Z <= 0.6, 1.0, -1.5) + rng.normal(size=(300, 4))
+    end = np.argsort(Z[:, 0])[-3:]
+    scores[end] *= 10
     _, threshold, _ = best_split(Z, scores, min_samples_leaf=1)
-    left = (Z[:, 0] <= threshold).sum()
-    assert 30 <= left <= 270
+    assert abs(threshold - 0.6) < 0.05
+    scores[end] *= 100
+    _, threshold, _ = best_split(Z, scores, min_samples_leaf=1)
+    assert 30 <= (Z[:, 0] <= threshold).sum() <= 270
 
 
 def test_best_split_respects_min_samples_leaf_and_duplicates(rng):

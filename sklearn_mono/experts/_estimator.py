@@ -47,6 +47,10 @@ class TrainingDiverged(Exception):
     """Raised inside training when a batch loss is not finite."""
 
 
+class TrainingFailed(RuntimeError):
+    """Raised by ``fit`` when training failed at every learning rate tried."""
+
+
 class StopOnDivergence(Callback):
     """Stop training at the first batch whose loss is NaN or infinite."""
 
@@ -348,7 +352,7 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
             notes.append(f"Training of {name} failed at lr={lr:g}: {failure}{retry}.")
             self.module_.load_state_dict(start)
             lr /= 10
-        raise RuntimeError(
+        raise TrainingFailed(
             " ".join(notes) + " Training diverged at every learning rate tried: lower lr, "
             "standardise the data, or check it for outliers."
         )
@@ -428,7 +432,7 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         are canonical tensors."""
         self.module_.eval()
         with torch.inference_mode():
-            out = self._forward(X, 1024)
+            out, Y = self._forward(X, 1024).to(self.device), Y.to(self.device)
             losses = [float(self.criterion_(out[i : i + 1], Y[i : i + 1])) for i in range(len(X))]
         return np.array(losses)
 
@@ -436,7 +440,8 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
         """Per-sample gradients of the loss with respect to the weights, in
         evaluation mode, each projected on the same ``n_components`` random
         directions (which keep their sums' norms, Johnson-Lindenstrauss);
-        ``X`` and ``Y`` are canonical tensors. Returns an ndarray."""
+        ``X`` and ``Y`` are canonical tensors. Returns an ndarray. The module
+        must run under :func:`torch.func.vmap`."""
         module = self.module_.eval()
         names, weights = zip(*[(k, p.detach()) for k, p in module.named_parameters()])
         generator = torch.Generator().manual_seed(random_state)
