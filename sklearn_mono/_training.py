@@ -11,6 +11,7 @@ from skorch.callbacks import Callback
 
 from ._partition import Partition, best_split
 from .experts._estimator import TrainingFailed, _as_tensor
+from .experts._sample_gradients import sample_losses, sample_scores
 
 def resolve_device(device):
     """``device`` checked against this machine; "auto" becomes "cuda" when available."""
@@ -54,11 +55,11 @@ class KeepBest(Callback):
         self.X, self.y = X, y
 
     def on_train_begin(self, net, **kwargs):
-        self.losses_ = net._sample_losses(self.X, self.y)
+        self.losses_ = sample_losses(net, self.X, self.y)
         self.state_ = copy.deepcopy(net.module_.state_dict())
 
     def on_epoch_end(self, net, **kwargs):
-        losses = net._sample_losses(self.X, self.y)
+        losses = sample_losses(net, self.X, self.y)
         if losses.mean() < self.losses_.mean():
             self.losses_, self.state_ = losses, copy.deepcopy(net.module_.state_dict())
 
@@ -181,7 +182,7 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
         return tree, [root]  # nothing to split, or too few samples to judge a split
     experts, samples = {0: root}, {0: np.arange(len(F))}
     losses = np.zeros(len(F))  # of each held-out sample, by its leaf's expert
-    losses[held_out] = root._sample_losses(_as_tensor(F[held_out]), _as_tensor(Y[held_out]))
+    losses[held_out] = sample_losses(root, _as_tensor(F[held_out]), _as_tensor(Y[held_out]))
     heap = [(-losses.sum(), 0)]
     n_workers = min(effective_n_jobs(n_jobs), 2)
     devices = leaf_devices(device, 2)
@@ -190,8 +191,9 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
         _, node = heapq.heappop(heap)
         idx, parent = samples[node], experts[node]
         train = idx[~held_out[idx]]
-        scores = parent._sample_scores(
-            _as_tensor(F[train]), _as_tensor(Y[train]), random_state=int(rng.randint(2**31))
+        scores = sample_scores(
+            parent, _as_tensor(F[train]), _as_tensor(Y[train]),
+            random_state=int(rng.randint(2**31)),
         )
         found = best_split(Z[train], scores, min_samples_leaf)
         if found is None:

@@ -427,42 +427,6 @@ class NeuralOperatorRegressor(NeuralNetRegressor):
             [self.module_(X[i : i + step].to(self.device)).cpu() for i in range(0, len(X), step)]
         )
 
-    def _sample_losses(self, X, Y):
-        """The loss of each sample, in evaluation mode, as an ndarray; ``X`` and ``Y``
-        are canonical tensors."""
-        self.module_.eval()
-        with torch.inference_mode():
-            out, Y = self._forward(X, 1024).to(self.device), Y.to(self.device)
-            losses = [float(self.criterion_(out[i : i + 1], Y[i : i + 1])) for i in range(len(X))]
-        return np.array(losses)
-
-    def _sample_scores(self, X, Y, n_components=32, random_state=0):
-        """Per-sample gradients of the loss with respect to the weights, in
-        evaluation mode, each projected on the same ``n_components`` random
-        directions (which keep their sums' norms, Johnson-Lindenstrauss);
-        ``X`` and ``Y`` are canonical tensors. Returns an ndarray. The module
-        must run under :func:`torch.func.vmap`."""
-        module = self.module_.eval()
-        names, weights = zip(*[(k, p.detach()) for k, p in module.named_parameters()])
-        generator = torch.Generator().manual_seed(random_state)
-        projections = [
-            torch.randn(2 * w.numel() if w.is_complex() else w.numel(), n_components,
-                        generator=generator).to(self.device) / math.sqrt(n_components)
-            for w in weights
-        ]
-
-        def loss(params, x, y):
-            out = torch.func.functional_call(module, dict(zip(names, params)), (x[None],))
-            return self.criterion_(out, y[None])
-
-        per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
-        scores = []
-        for i in range(0, len(X), 64):
-            grads = per_sample(weights, X[i : i + 64].to(self.device), Y[i : i + 64].to(self.device))
-            flat = [(torch.view_as_real(g) if g.is_complex() else g).flatten(1) for g in grads]
-            scores.append(sum(g @ p for g, p in zip(flat, projections)).cpu())
-        return torch.cat(scores).numpy()
-
     @property
     def predict_proba(self):
         # A regressor: skorch's probabilities of classes do not apply.
