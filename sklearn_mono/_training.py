@@ -199,37 +199,37 @@ def grow(root, F, Y, Z, *, max_leaves, min_samples_leaf, held_out, max_epochs, r
         if found is None:
             continue
         direction, threshold, _ = found
-        sides = [idx[Z[idx] @ direction <= threshold], idx[Z[idx] @ direction > threshold]]
-        if not all(held_out[side].any() for side in sides):
+        goes_left = Z[idx] @ direction <= threshold
+        sides = [idx[goes_left], idx[~goes_left]]
+        parts = [(side[~held_out[side]], side[held_out[side]]) for side in sides]
+        if not all(len(held) for _, held in parts):
             continue  # a side without held-out samples cannot be judged
         jobs = [
             delayed(fine_tune)(
-                parent, F[side[~held_out[side]]], Y[side[~held_out[side]]],
-                F[side[held_out[side]]], Y[side[held_out[side]]], max_epochs=max_epochs,
+                parent, F[train], Y[train], F[held], Y[held], max_epochs=max_epochs,
                 random_state=int(rng.randint(2**31)), device=on, n_threads=threads,
             )
-            for side, on in zip(sides, devices)
+            for (train, held), on in zip(parts, devices)
         ]
         results = _run(jobs, n_jobs, n_workers)
-        children = []
-        for side, (net, side_losses, notes) in zip(sides, results):
+        for _, _, notes in results:
             bar.update(1)
             for note in notes:
                 warnings.warn(f"Node {node}: {note}", UserWarning)
-            children.append((net, side, side_losses))
-        if any(net is None for net, _, _ in children):
+        if any(net is None for net, _, _ in results):
             warnings.warn(
                 f"A split of node {node} was dropped: an expert could not be trained at "
                 f"any learning rate tried.", UserWarning,
             )
             continue
-        before = np.concatenate([losses[side[held_out[side]]] for side in sides])
-        after = np.concatenate([side_losses for _, _, side_losses in children])
+        before = np.concatenate([losses[held] for _, held in parts])
+        after = np.concatenate([side_losses for _, side_losses, _ in results])
         if not _pays(before, after):
             continue
-        for child, (net, side, side_losses) in zip(tree.split(node, direction, threshold), children):
+        children = tree.split(node, direction, threshold)
+        for child, side, (_, held), (net, side_losses, _) in zip(children, sides, parts, results):
             experts[child], samples[child] = net, side
-            losses[side[held_out[side]]] = side_losses
+            losses[held] = side_losses
             heapq.heappush(heap, (-side_losses.sum(), child))
     return tree, [experts[node] for node in tree.leaf_nodes]
 
